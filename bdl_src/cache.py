@@ -1,0 +1,127 @@
+"""Checkpoint cache: train a model once per configuration, load it on every later build.
+
+An entry is one safetensors file named by a key over the model's name, its configuration,
+the source code of the modules that define and train it, and the torch and Pyro versions.
+Files are written to a temporary name and renamed, so an interrupted run never leaves a
+half-written entry; a digest of the tensors is stored beside them, and an entry that does
+not load or does not match its digest is retrained. Nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import inspect
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from types import ModuleType
+
+import pyro
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+
+CACHE_ENV = "BDL_CACHE_DIR"
+REPO_CACHE = Path(__file__).resolve().parent.parent / ".model_cache"
+log = logging.getLogger(__name__)
+
+State = dict[str, torch.Tensor]
+
+
+def cache_dir() -> Path:
+    """``$BDL_CACHE_DIR`` if set, else ``.model_cache/`` at the repository root."""
+    return Path(os.environ.get(CACHE_ENV) or REPO_CACHE)
+
+
+def cache_key(name: str, config, code: Iterable[ModuleType]) -> str:
+    """A hex digest over the name, the config (a dataclass), the code and the versions."""
+    h = hashlib.sha256()
+    cfg = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else config
+    h.update(json.dumps([name, cfg, torch.__version__, pyro.__version__],
+                        sort_keys=True, default=str).encode())
+    for module in code:
+        h.update(inspect.getsource(module).encode())
+    return h.hexdigest()[:20]
+
+
+def _digest(state: State) -> str:
+    h = hashlib.sha256()
+    for key in sorted(state):
+        h.update(key.encode())
+        h.update(state[key].detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
+    return h.hexdigest()
+
+
+def save_entry(path: Path, state: State, meta: dict) -> None:
+    """Write ``state`` and JSON ``meta`` atomically (temporary file, fsync, rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
+    header = {"meta": json.dumps(meta), "digest": _digest(tensors)}
+    try:
+        save_file(tensors, str(tmp), metadata=header)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def load_entry(path: Path) -> tuple[State, dict]:
+    """Read an entry; raise ``ValueError`` if it is truncated, corrupt or tampered with."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            header = f.metadata() or {}
+        state = load_file(str(path))
+    except Exception as err:  # safetensors raises several types for a damaged file
+        raise ValueError(f"cannot read {path}: {err}") from err
+    if "digest" not in header or _digest(state) != header["digest"]:
+        raise ValueError(f"{path} does not match its stored digest")
+    return state, json.loads(header["meta"])
+
+
+def fit_or_load(name: str, config, fit: Callable[[], tuple[State, dict]], *,
+                code: Iterable[ModuleType], refresh: bool = False) -> tuple[State, dict]:
+    """Return ``(state, meta)`` from the cache, or call ``fit()`` and cache its result.
+
+    ``fit`` returns the tensors to keep and a JSON-able dict (loss history, metrics).
+    ``meta`` gains ``train_seconds`` (time spent in ``fit``) and ``from_cache``.
+    """
+    path = cache_dir() / f"{name}-{cache_key(name, config, code)}.safetensors"
+    if path.exists() and not refresh:
+        try:
+            state, meta = load_entry(path)
+            return state, {**meta, "from_cache": True}
+        except ValueError as err:
+            log.warning("retraining %s: corrupt cache entry (%s)", name, err)
+    start = time.perf_counter()
+    state, meta = fit()
+    meta = {**meta, "train_seconds": time.perf_counter() - start}
+    save_entry(path, state, meta)
+    return state, {**meta, "from_cache": False}
+
+
+def guide_state(guide) -> State:
+    """The trained variational parameters: a module's state dict, else the param store's
+    (constrained) values."""
+    if isinstance(guide, torch.nn.Module):
+        return {k: v.detach().clone() for k, v in guide.state_dict().items()}
+    return {k: v.detach().clone() for k, v in pyro.get_param_store().items()}
+
+
+def load_guide_state(guide, state: State, *args, **kwargs) -> None:
+    """Restore ``guide_state`` output: run the guide once on ``args`` to create its
+    parameters (with their constraints), then overwrite their values."""
+    pyro.clear_param_store()
+    with torch.no_grad():
+        guide(*args, **kwargs)
+    if isinstance(guide, torch.nn.Module):
+        guide.load_state_dict(state)
+    else:
+        store = pyro.get_param_store()
+        for key, value in state.items():
+            store[key] = value
