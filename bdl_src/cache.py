@@ -113,15 +113,28 @@ def guide_state(guide) -> State:
     return {k: v.detach().clone() for k, v in pyro.get_param_store().items()}
 
 
-def load_guide_state(guide, state: State, *args, **kwargs) -> None:
-    """Restore ``guide_state`` output: run the guide once on ``args`` to create its
-    parameters (with their constraints), then overwrite their values."""
-    pyro.clear_param_store()
-    with torch.no_grad():
-        guide(*args, **kwargs)
-    if isinstance(guide, torch.nn.Module):
-        guide.load_state_dict(state)
-    else:
-        store = pyro.get_param_store()
-        for key, value in state.items():
-            store[key] = value
+def restore_guide(guide, state: State, *args, **kwargs):
+    """Return ``guide`` with the trained values ``state`` (from ``guide_state``) restored.
+
+    Parameters live in Pyro's global param store, which the next fit clears and whose
+    names two fits may share (two ``AutoNormal`` guides both own ``AutoNormal.locs.x``).
+    So the guide is restored inside a private store, and the callable returned runs the
+    guide inside that store (``ParamStoreDict.scope``): each fitted guide keeps its own
+    values however many other fits come after it. ``args`` are one call's arguments, used
+    once to create the parameters with their constraints.
+    """
+    store = pyro.get_param_store()
+    with store.scope() as private:
+        with torch.no_grad():
+            guide(*args, **kwargs)
+        if isinstance(guide, torch.nn.Module):
+            guide.load_state_dict(state)
+        else:
+            for key, value in state.items():
+                store[key] = value
+
+    def fitted_guide(*a, **kw):
+        with store.scope(private):
+            return guide(*a, **kw)
+
+    return fitted_guide

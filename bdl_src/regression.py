@@ -139,8 +139,8 @@ def build(config: FitConfig):
     return model, (mean_field_guide if config.guide == "mean_field" else AutoNormal(model))
 
 
-def fit(data: ToyData, config: FitConfig = FitConfig()) -> tuple[PyroModule, object,
-                                                                 train.TrainLog]:
+def fit(data: ToyData, config: FitConfig = FitConfig(), refresh: bool = False
+        ) -> tuple[PyroModule, object, train.TrainLog]:
     """Fit by SVI with ``Trace_ELBO``, or load the fit from the checkpoint cache."""
     model, guide = build(config)
     xy = (data.x_train, data.y_train)
@@ -157,11 +157,18 @@ def fit(data: ToyData, config: FitConfig = FitConfig()) -> tuple[PyroModule, obj
 
     key = {"fit": asdict(config), "data": asdict(data.config)}
     state, meta = cache.fit_or_load("regression", key, run,
-                                    code=[sys.modules[__name__], train])
-    cache.load_guide_state(guide, state, *xy)
+                                    code=[sys.modules[__name__], train], refresh=refresh)
+    guide = cache.restore_guide(guide, state, *xy)
     log = train.TrainLog(losses=meta["losses"], epoch_losses=[meta["losses"][-1]],
                          seconds=meta["seconds"])
     return model, guide, log
+
+
+def prior_samples(model, x, num_samples: int = 500, seed: int = 0) -> dict:
+    """Samples of every site from the prior (no guide): the prior predictive at ``x``."""
+    pyro.set_rng_seed(seed)
+    with torch.no_grad():
+        return Predictive(model, num_samples=num_samples, parallel=True)(x)
 
 
 def posterior_samples(model, guide, x, num_samples: int = 4000, seed: int = 0) -> dict:
@@ -181,6 +188,12 @@ def coverage(samples: torch.Tensor, y: torch.Tensor, level: float) -> float:
     return ((y >= lo) & (y <= hi)).float().mean().item()
 
 
+def coverage_curve(samples: torch.Tensor, y: torch.Tensor, levels=None):
+    """``(levels, coverage)`` for central intervals from 5 % to 95 %."""
+    levels = torch.linspace(0.05, 0.95, 19) if levels is None else levels
+    return levels, torch.tensor([coverage(samples, y, lvl.item()) for lvl in levels])
+
+
 def exact_posterior(x, y, prior_scale: float = 5.0, noise_scale: float = 2.0,
                     grid_size: int = 4000) -> dict:
     """The exact posterior of ``BayesianRegression`` by one-dimensional quadrature.
@@ -197,7 +210,9 @@ def exact_posterior(x, y, prior_scale: float = 5.0, noise_scale: float = 2.0,
     n = len(y)
     resid = y - X @ torch.linalg.lstsq(X, y.unsqueeze(-1)).solution.squeeze(-1)
     s = resid.std().item()
-    sig = torch.linspace(0.25 * s, 3.0 * s, grid_size, dtype=torch.float64)  # (G,)
+    # A log-spaced grid wide enough for small data sets' long right tail.
+    sig = torch.logspace(math.log10(0.02 * s), math.log10(30.0 * s), grid_size,
+                         dtype=torch.float64)  # (G,)
     s2 = sig.pow(2)[:, None, None]
     prec = X.T @ X / s2 + torch.eye(2, dtype=torch.float64) / prior_scale**2  # (G, 2, 2)
     cov = torch.linalg.inv(prec)
@@ -208,8 +223,9 @@ def exact_posterior(x, y, prior_scale: float = 5.0, noise_scale: float = 2.0,
         torch.eye(2, dtype=torch.float64) + prior_scale**2 * (X.T @ X) / s2)
     quad = (y @ y) / sig.pow(2) - (xty @ cov @ xty) / sig.pow(4)
     log_ml = -0.5 * (n * math.log(2 * math.pi) + logdet + quad)
-    log_w = log_ml + dist.HalfNormal(noise_scale).log_prob(sig)
-    w = torch.softmax(log_w, dim=0)  # uniform grid: weights are the normalised density
+    # On a log-spaced grid each point stands for a width proportional to sigma.
+    log_w = log_ml + dist.HalfNormal(noise_scale).log_prob(sig) + sig.log()
+    w = torch.softmax(log_w, dim=0)
     m = (w[:, None] * mean).sum(0)
     second = (w[:, None, None] * (cov + mean[:, :, None] * mean[:, None, :])).sum(0)
     sd = (second.diagonal() - m.pow(2)).sqrt()
@@ -226,9 +242,36 @@ def exact_density(post: dict, name: str, values: torch.Tensor) -> torch.Tensor:
     """Exact posterior density of ``name`` at ``values`` from ``exact_posterior`` output."""
     values = values.double()
     grid, w = post["sigma_grid"], post["weights"]
-    if name == "sigma":
-        step = (grid[1] - grid[0]).item()
-        return torch.from_numpy(np.interp(values.numpy(), grid.numpy(), (w / step).numpy()))
+    if name == "sigma":  # weight / width of the log-spaced cell = density
+        log_step = (grid[1].log() - grid[0].log()).item()
+        density = w / (grid * log_step)
+        return torch.from_numpy(np.interp(values.numpy(), grid.numpy(), density.numpy()))
     i = {"intercept": 0, "slope": 1}[name]
     comps = dist.Normal(post["cond_mean"][:, i], post["cond_cov"][:, i, i].sqrt())
     return (w * comps.log_prob(values[:, None]).exp()).sum(-1)
+
+
+def exact_marginals(post: dict, num_points: int = 400) -> dict:
+    """``name -> (grid, density)`` of the exact posterior, over mean +- 5 sd."""
+    out = {}
+    for name in ("intercept", "slope", "sigma"):
+        m, sd = post["mean"][name], post["sd"][name]
+        grid = torch.linspace(m - 5 * sd, m + 5 * sd, num_points)
+        out[name] = (grid, exact_density(post, name, grid))
+    return out
+
+
+def cli_run(seed: int = 0, refresh: bool = False) -> dict:
+    """Fit the chapter's linear model with both guides and print how close they get."""
+    data = make_toy_data(ToyConfig(seed=seed))
+    post = exact_posterior(data.x_train, data.y_train)
+    metrics = {}
+    for guide in ("mean_field", "auto"):
+        model, fitted, log = fit(data, FitConfig(guide=guide, seed=seed), refresh=refresh)
+        s = posterior_samples(model, fitted, data.x_test)
+        for name in ("intercept", "slope", "sigma"):
+            err = (s[name].mean().item() - post["mean"][name]) / post["sd"][name]
+            metrics[f"{guide} {name} mean error (exact sd)"] = err
+        metrics[f"{guide} 90% coverage (held out)"] = coverage(s["obs"], data.y_test, 0.9)
+        metrics[f"{guide} train seconds"] = log.seconds
+    return metrics

@@ -1,0 +1,70 @@
+"""Sphinx extension: pages re-execute whenever the library code they run changes.
+
+jupyter-cache keys a page on its own cells, and Sphinx re-reads only pages whose source
+changed, so an edit in ``bdl_src`` alone would leave stale outputs. This extension hashes
+every ``bdl_src/**/*.py``; when the hash differs from the last successful build it empties
+the execution cache and marks every page outdated. Models come from the checkpoint cache,
+so re-executing costs seconds, not retraining. It also removes duplicated inline scripts
+from every page (see ``_dedupe_scripts``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent
+
+
+def source_hash() -> str:
+    h = hashlib.sha256()
+    for path in sorted(PACKAGE.rglob("*.py")):
+        h.update(path.relative_to(PACKAGE).as_posix().encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def _stamp(app) -> Path:
+    return Path(app.outdir).parent / ".bdl_src.sha256"
+
+
+def _check(app, config) -> None:
+    stamp = _stamp(app)
+    app._bdl_hash = source_hash()
+    app._bdl_changed = not stamp.exists() or stamp.read_text() != app._bdl_hash
+    if app._bdl_changed:
+        cache = config.nb_execution_cache_path or Path(app.outdir).parent / ".jupyter_cache"
+        shutil.rmtree(cache, ignore_errors=True)
+
+
+def _outdated(app, env, added, changed, removed):
+    return sorted(env.found_docs) if app._bdl_changed else []
+
+
+def _finished(app, exception) -> None:
+    if exception is None:
+        _stamp(app).write_text(app._bdl_hash)
+
+
+def _dedupe_scripts(app, pagename, templatename, context, doctree) -> None:
+    """Drop repeated inline scripts. sphinx-thebe and sphinx-togglebutton add their inline
+    configuration after the HTML builder started, so it reaches the page twice: once from
+    the registry (file name ``""``) and once added directly (file name ``None``), which
+    Sphinx 7.4 does not see as equal. The second ``const THEBE_JS_URL`` is a JavaScript
+    error on every page."""
+    seen, unique = set(), []
+    for script in context.get("script_files", []):
+        key = (str(script.filename or ""), tuple(sorted(script.attributes.items())))
+        if key not in seen:
+            seen.add(key)
+            unique.append(script)
+    context["script_files"] = unique
+
+
+def setup(app):
+    app.connect("config-inited", _check)
+    app.connect("env-get-outdated", _outdated)
+    app.connect("build-finished", _finished)
+    app.connect("html-page-context", _dedupe_scripts, priority=100)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}

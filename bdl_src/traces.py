@@ -1,0 +1,31 @@
+"""Look inside a Pyro program: its execution trace as a table of sites."""
+
+from __future__ import annotations
+
+import pandas as pd
+from pyro import poutine
+from pyro.poutine.subsample_messenger import _Subsample
+
+
+def trace_table(model, *args, **kwargs) -> pd.DataFrame:
+    """Run ``model(*args, **kwargs)`` under ``poutine.trace`` and list its sample and param
+    sites (and plates): name, kind, distribution, value shape, enclosing plates and the
+    summed log-probability."""
+    trace = poutine.trace(model).get_trace(*args, **kwargs)
+    trace.compute_log_prob()
+    rows = []
+    for name, site in trace.nodes.items():
+        if site["type"] not in ("sample", "param"):
+            continue
+        is_plate = isinstance(site["fn"], _Subsample)  # a plate records its indices
+        is_sample = site["type"] == "sample" and not is_plate
+        kind = "observed" if site["is_observed"] else "latent"
+        rows.append({
+            "site": name,
+            "type": "plate" if is_plate else kind if is_sample else "param",
+            "distribution": type(site["fn"]).__name__ if is_sample else "",
+            "shape": tuple(site["value"].shape),
+            "plates": ", ".join(f.name for f in site.get("cond_indep_stack", ())),
+            "log_prob": site["log_prob_sum"].item() if is_sample else float("nan"),
+        })
+    return pd.DataFrame(rows).set_index("site")
