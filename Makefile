@@ -19,9 +19,19 @@ $(STAMP):
 
 venv: $(STAMP)
 
+# MathJax served with the site, so that equations render offline (see bdl_src/sphinx_ext.py).
+MATHJAX := _build/.mathjax/mathjax/tex-svg-full.js
+$(MATHJAX):
+	@mkdir -p $(dir $@)
+	@if command -v npm >/dev/null; then \
+	  cd $(dir $@) && npm pack --silent mathjax@3.2.2 >/dev/null \
+	  && tar xzf mathjax-3.2.2.tgz package/es5/tex-svg-full.js \
+	  && mv package/es5/tex-svg-full.js . && rm -rf package mathjax-3.2.2.tgz; \
+	else echo "npm not found: the pages will load MathJax from its CDN"; fi
+
 # Executes every page (models load from .model_cache/ or train), writes _build/html.
 # Any cell error or Sphinx warning fails the build, naming the page and the cell.
-book: $(STAMP)
+book: $(STAMP) $(MATHJAX)
 	$(VENV)/bin/jupyter-book build . --warningiserror --keep-going
 
 test: $(STAMP)

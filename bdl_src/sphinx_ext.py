@@ -5,7 +5,7 @@ changed, so an edit in ``bdl_src`` alone would leave stale outputs. This extensi
 every ``bdl_src/**/*.py``; when the hash differs from the last successful build it empties
 the execution cache and marks every page outdated. Models come from the checkpoint cache,
 so re-executing costs seconds, not retraining. It also removes duplicated inline scripts
-from every page (see ``_dedupe_scripts``).
+from every page (see ``_dedupe_scripts``) and serves MathJax locally (``_local_mathjax``).
 """
 
 from __future__ import annotations
@@ -59,11 +59,27 @@ def _dedupe_scripts(app, pagename, templatename, context, doctree) -> None:
         if key not in seen:
             seen.add(key)
             unique.append(script)
-    context["script_files"] = unique
+    context["script_files"][:] = unique  # in place: later handlers append to this list
+
+
+MATHJAX = "mathjax/tex-svg-full.js"  # MathJax 3, every TeX extension, SVG output
+
+
+def _local_mathjax(app, config) -> None:
+    """Serve MathJax from the site itself so that equations render offline.
+
+    ``make book`` puts MathJax's single-file SVG build (from the npm registry) in
+    ``_build/.mathjax/``; it needs no fonts or other files. Without it the CDN default
+    stays."""
+    holder = Path(app.outdir).parent / ".mathjax"
+    if (holder / MATHJAX).is_file():
+        config.html_static_path = [*config.html_static_path, str(holder)]
+        config.mathjax_path = MATHJAX
 
 
 def setup(app):
     app.connect("config-inited", _check)
+    app.connect("config-inited", _local_mathjax)
     app.connect("env-get-outdated", _outdated)
     app.connect("build-finished", _finished)
     app.connect("html-page-context", _dedupe_scripts, priority=100)

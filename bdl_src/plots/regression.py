@@ -101,7 +101,8 @@ def predictive_bands(ax, x_grid, obs, x, y, x_test=None, y_test=None, title="") 
 
 def predictive_panels(panels: list[dict]) -> Figure:
     """Side-by-side ``predictive_bands`` panels; each dict holds its keyword arguments."""
-    fig, axes = figure(len(panels), width=4.0 * len(panels), height=3.6, sharey=True)
+    fig, axes = figure(len(panels), width=max(6.4, 4.0 * len(panels)), height=3.6,
+                       sharey=True)
     for ax, kw in zip(axes[0], panels):
         predictive_bands(ax, **kw)
     handles, labels = axes[0, 0].get_legend_handles_labels()
@@ -112,7 +113,7 @@ def predictive_panels(panels: list[dict]) -> Figure:
 def calibration(curves: dict[str, tuple]) -> Figure:
     """Observed coverage of held-out points against the nominal level of the central
     predictive interval; a calibrated model follows the diagonal."""
-    fig, axes = figure(1, width=4.6, height=4.0)
+    fig, axes = figure(1, width=4.4, height=3.8)
     ax = axes[0, 0]
     ax.plot([0, 1], [0, 1], color="black", lw=1, ls="--", label="perfect calibration")
     for i, (label, (levels, cover)) in enumerate(curves.items()):
