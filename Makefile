@@ -32,7 +32,11 @@ $(MATHJAX):
 # Executes every page (models load from .model_cache/ or train), writes _build/html.
 # Any cell error or Sphinx warning fails the build, naming the page and the cell.
 book: $(STAMP) $(MATHJAX)
-	$(VENV)/bin/jupyter-book build . --warningiserror --keep-going
+	@mkdir -p _build
+	@set -o pipefail; $(VENV)/bin/jupyter-book build . --warningiserror --keep-going 2>&1 \
+	  | tee _build/build.log || { echo; echo "BOOK BUILD FAILED. The problems, in order:"; \
+	  sed 's/\x1b\[[0-9;]*m//g' _build/build.log | grep -E "WARNING|ERROR|Error:|rror occurred" \
+	  | grep -v IPKernelApp | head -20; exit 1; }
 
 test: $(STAMP)
 	$(PY) -m pytest

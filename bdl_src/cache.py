@@ -84,6 +84,18 @@ def load_entry(path: Path) -> tuple[State, dict]:
     return state, json.loads(header["meta"])
 
 
+def _remove_orphans(path: Path) -> None:
+    """Delete temporary files of ``path`` left by writers that were killed (SIGKILL).
+    They are never loaded; this only reclaims their space."""
+    for tmp in path.parent.glob(f"{path.name}.tmp-*"):
+        try:
+            os.kill(int(tmp.name.rsplit("-", 1)[1]), 0)  # is the writer still running?
+        except (ValueError, ProcessLookupError):
+            tmp.unlink(missing_ok=True)
+        except PermissionError:  # alive, owned by another user
+            pass
+
+
 def fit_or_load(name: str, config, fit: Callable[[], tuple[State, dict]], *,
                 code: Iterable[ModuleType], refresh: bool = False) -> tuple[State, dict]:
     """Return ``(state, meta)`` from the cache, or call ``fit()`` and cache its result.
@@ -92,6 +104,7 @@ def fit_or_load(name: str, config, fit: Callable[[], tuple[State, dict]], *,
     ``meta`` gains ``train_seconds`` (time spent in ``fit``) and ``from_cache``.
     """
     path = cache_dir() / f"{name}-{cache_key(name, config, code)}.safetensors"
+    _remove_orphans(path)
     if path.exists() and not refresh:
         try:
             state, meta = load_entry(path)

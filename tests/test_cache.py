@@ -1,5 +1,10 @@
 import dataclasses
 import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
 
 import pyro
 import pyro.distributions as dist
@@ -124,3 +129,47 @@ def test_restored_function_guide_survives_param_store_clear():
     trace = pyro.poutine.trace(fitted).get_trace()
     assert abs(trace.nodes["x"]["value"].item() - 7.0) < 0.1
     assert os.environ[cache.CACHE_ENV]  # the fixture isolates the cache
+
+
+CHILD = textwrap.dedent("""
+    import sys, time, torch
+    from pathlib import Path
+    from bdl_src import cache
+
+    phase = sys.argv[1]
+    real_save = cache.save_file
+
+    def slow_save(tensors, filename, metadata=None):
+        real_save(tensors, filename, metadata=metadata)
+        Path(filename).with_name("ready").touch()  # written, not yet renamed
+        time.sleep(60)
+
+    def fit():
+        if phase == "fit":
+            Path(cache.cache_dir(), "ready").touch()
+            time.sleep(60)
+        return {"w": torch.ones(1000, 100)}, {}
+
+    cache.cache_dir().mkdir(parents=True, exist_ok=True)
+    cache.save_file = slow_save
+    cache.fit_or_load("killed", {"size": 1}, fit, code=[cache])
+""")
+
+
+@pytest.mark.parametrize("phase,sig", [("fit", signal.SIGINT), ("fit", signal.SIGKILL),
+                                       ("save", signal.SIGKILL)])
+def test_killed_training_leaves_nothing_a_later_run_loads(phase, sig):
+    folder = cache.cache_dir()
+    child = subprocess.Popen([sys.executable, "-c", CHILD, phase], env=os.environ.copy(),
+                             stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while not (folder / "ready").exists():
+        assert child.poll() is None and time.time() < deadline, "child never got going"
+        time.sleep(0.05)
+    child.send_signal(sig)
+    assert child.wait(timeout=30) != 0
+    assert list(folder.glob("*.safetensors")) == []  # no entry under the final name
+    fit = Counter()
+    state, meta = cache.fit_or_load("killed", {"size": 1}, fit, code=[cache])
+    assert fit.calls == 1 and meta["from_cache"] is False
+    assert list(folder.glob("*.tmp-*")) == []  # the killed writer's leftovers are gone

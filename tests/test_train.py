@@ -49,6 +49,16 @@ def test_same_seed_same_losses_and_param_store_cleared():
     assert "leftover" not in pyro.get_param_store()
 
 
+def test_same_seed_gives_bit_identical_parameters():
+    """Reproducibility: two mini-batch runs with one seed end with the same bits."""
+    params = []
+    for _ in range(2):
+        train.run_svi(model, guide, (Y,), optim=adam(), num_epochs=3, batch_size=8, seed=5)
+        params.append({k: v.detach().clone() for k, v in pyro.get_param_store().items()})
+    assert params[0].keys() == params[1].keys()
+    assert all(torch.equal(params[0][k], params[1][k]) for k in params[0])
+
+
 @pytest.mark.filterwarnings("ignore:Encountered NaN")
 def test_nan_loss_fails_with_clear_message():
     def bad_model(y):
