@@ -5,7 +5,8 @@ changed, so an edit in ``bdl_src`` alone would leave stale outputs. This extensi
 every ``bdl_src/**/*.py``; when the hash differs from the last successful build it empties
 the execution cache and marks every page outdated. Models come from the checkpoint cache,
 so re-executing costs seconds, not retraining. It also removes duplicated inline scripts
-from every page (see ``_dedupe_scripts``) and serves MathJax locally (``_local_mathjax``).
+from every page (``_dedupe_scripts``), serves MathJax locally (``_local_mathjax``) and
+offers every executed page as a notebook download (``_notebook_download``).
 """
 
 from __future__ import annotations
@@ -77,10 +78,23 @@ def _local_mathjax(app, config) -> None:
         config.mathjax_path = MATHJAX
 
 
+def _notebook_download(app, pagename, templatename, context, doctree) -> None:
+    """Offer each executed page as a notebook: sphinx-book-theme shows a ``.ipynb``
+    download button when ``ipynb_source`` is set, and myst-nb leaves the executed notebook
+    in ``_build/jupyter_execute/``."""
+    executed = Path(app.outdir).parent / "jupyter_execute" / f"{pagename}.ipynb"
+    if executed.is_file():
+        target = Path(app.outdir) / "_sources" / f"{pagename}.ipynb"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(executed, target)
+        context["ipynb_source"] = f"{pagename}.ipynb"
+
+
 def setup(app):
     app.connect("config-inited", _check)
     app.connect("config-inited", _local_mathjax)
     app.connect("env-get-outdated", _outdated)
     app.connect("build-finished", _finished)
     app.connect("html-page-context", _dedupe_scripts, priority=100)
+    app.connect("html-page-context", _notebook_download, priority=100)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -3,22 +3,12 @@
 Marked ``site`` and left out of `make test`, which runs before any build.
 """
 
-from pathlib import Path
-
 import pytest
-import yaml
 from bs4 import BeautifulSoup
 
-ROOT = Path(__file__).resolve().parents[2]
-HTML = ROOT / "_build" / "html"
+from .common import HTML, toc_pages
+
 pytestmark = pytest.mark.site
-
-
-def toc_pages():
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    files = [toc["root"]] + [c["file"] for c in toc.get("chapters", [])]
-    files += [c["file"] for p in toc.get("parts", []) for c in p["chapters"]]
-    return files
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -43,3 +33,14 @@ def test_page_is_built_and_clean(page):
         src = img.get("src", "")
         if not src.startswith(("http", "data:")):
             assert (path.parent / src).resolve().is_file(), f"{page}: missing image {src}"
+
+
+@pytest.mark.parametrize("page", toc_pages())
+def test_page_offers_source_and_notebook_downloads(page):
+    html = (HTML / f"{page}.html").read_text()
+    wanted = [".md"]
+    if "kernelspec:" in (HTML.parents[1] / f"{page}.md").read_text():
+        wanted.append(".ipynb")  # executed pages also come as notebooks
+    for suffix in wanted:
+        assert f"_sources/{page}{suffix}" in html, f"{page}: no {suffix} download"
+        assert (HTML / "_sources" / f"{page}{suffix}").is_file()
