@@ -153,10 +153,11 @@ def fit(data: ToyData, config: FitConfig = FitConfig(), refresh: bool = False
         log = train.run_svi(model, guide, xy, optim=optim, loss=elbo,
                             num_steps=config.num_steps, seed=config.seed,
                             desc=f"regression {config.model}/{config.guide}")
-        return cache.guide_state(guide), {"losses": log.losses, "seconds": log.seconds}
+        return cache.guide_state(guide), {"losses": log.losses, "seconds": log.seconds,
+                                          "examples_seen": config.num_steps * len(xy[0])}
 
     key = {"fit": asdict(config), "data": asdict(data.config)}
-    state, meta = cache.fit_or_load("regression", key, run,
+    state, meta = cache.fit_or_load(f"regression_{config.model}_{config.guide}", key, run,
                                     code=[sys.modules[__name__], train], refresh=refresh)
     guide = cache.restore_guide(guide, state, *xy)
     log = train.TrainLog(losses=meta["losses"], epoch_losses=[meta["losses"][-1]],
