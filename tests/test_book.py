@@ -52,6 +52,8 @@ def test_literalinclude_targets_exist(page):
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
 def test_every_glue_reference_is_glued_on_its_page(page):
     text = page.read_text()
+    if re.search(r"glue\(\s*[^\s\"]", text):
+        pytest.skip("names glued in a loop: the build itself checks them (-W)")
     used = set(re.findall(r"\{glue:\w+\}`([\w]+)", text))
     used |= set(re.findall(r"```\{glue:figure\} (\w+)", text))
     glued = set(re.findall(r"glue\(\s*\"(\w+)\"", text))

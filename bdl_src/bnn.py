@@ -1,0 +1,380 @@
+"""Chapter 2: a Bayesian neural network on MNIST that knows when it does not know.
+
+The model (``BayesianMLP``) puts a Normal prior on every weight and bias of a
+two-hidden-layer perceptron and a categorical likelihood on the digit; the guide
+(``MeanFieldGuide``) is a hand-written mean-field Normal; ``LocalReparameterization``
+is an effect handler that makes SVI sample pre-activations instead of weights.
+``DeterministicMLP`` is the ordinary PyTorch twin. ``fit_bnn``/``fit_twin`` train
+through the checkpoint cache; ``predict_*`` return class probabilities that
+``bdl_src.metrics`` scores.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+import weakref
+from dataclasses import asdict, dataclass
+
+import pyro
+import pyro.distributions as dist
+import torch
+import torch.nn.functional as F
+from pyro import poutine
+from pyro.infer import TraceMeanField_ELBO
+from pyro.nn import PyroModule, PyroSample
+from pyro.poutine.messenger import Messenger
+from pyro.poutine.runtime import effectful
+from torch import nn
+from tqdm import tqdm
+
+from bdl_src import cache, metrics, train
+from bdl_src.data import ImageData, load_images, train_val_split
+
+
+# --- the model -----------------------------------------------------------------------
+
+@effectful(type="linear")
+def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """``x @ weight.T + bias``, announced to Pyro's effect handlers (message type
+    ``"linear"``) so that one of them (``LocalReparameterization``) may compute it
+    differently."""
+    return torch.addmm(bias, x, weight.T)
+
+
+class BayesianLinear(PyroModule):
+    """An affine layer whose weight ``(out, in)`` and bias ``(out,)`` are random:
+    every entry ~ Normal(0, prior_scale) independently."""
+
+    def __init__(self, in_features: int, out_features: int, prior_scale: float):
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        prior = dist.Normal(0.0, prior_scale)
+        self.weight = PyroSample(prior.expand([out_features, in_features]).to_event(2))
+        self.bias = PyroSample(prior.expand([out_features]).to_event(1))
+
+    def forward(self, x):
+        return linear(x, self.weight, self.bias)
+
+
+class BayesianMLP(PyroModule):
+    """p(W) p(y | x, W): a 784-hidden-hidden-10 ReLU perceptron with random weights.
+
+    Priors: every weight and bias ~ Normal(0, prior_scale). Likelihood:
+    y_i ~ Categorical(softmax(f(x_i; W))) for i in the plate "data" of ``num_data``
+    training images. ``x``: (B, 784) in [0, 1]; ``y``: (B,) digits or None.
+    Returns the logits (B, 10).
+    """
+
+    def __init__(self, num_data: int, hidden_dim: int = 400,
+                 prior_scale: float = 1.0, in_dim: int = 784, num_classes: int = 10):
+        super().__init__()
+        self.num_data = num_data
+        self.fc1 = BayesianLinear(in_dim, hidden_dim, prior_scale)
+        self.fc2 = BayesianLinear(hidden_dim, hidden_dim, prior_scale)
+        self.fc3 = BayesianLinear(hidden_dim, num_classes, prior_scale)
+
+    def forward(self, x, y=None):
+        h = F.relu(self.fc1(x))
+        h = F.relu(self.fc2(h))
+        logits = self.fc3(h)
+        # x is a mini-batch of the num_data training images: `subsample` says so, and
+        # the plate scales the log-likelihood by num_data / len(x) to stand for all.
+        subsample = torch.arange(x.shape[0], device=x.device)
+        with pyro.plate("data", self.num_data, subsample=subsample):
+            pyro.sample("obs", dist.Categorical(logits=logits), obs=y)
+        return logits
+
+
+# --- the guide -----------------------------------------------------------------------
+
+def _inverse_softplus(y: float) -> float:
+    return y + math.log(-math.expm1(-y))
+
+
+class MeanFieldGuide(nn.Module):
+    """q(W) = prod_j Normal(W_j; loc_j, softplus(rho_j)) over every weight and bias of
+    ``model``: two learnable numbers per weight, no correlations.
+
+    Means start like PyTorch's own layers (uniform within 1/sqrt(fan_in)), scales at
+    ``init_scale``; ``generator`` seeds the means.
+    """
+
+    def __init__(self, model: BayesianMLP, init_scale: float = 1e-3,
+                 generator: torch.Generator | None = None):
+        super().__init__()
+        self.loc, self.rho = nn.ParameterDict(), nn.ParameterDict()
+        self.sites = {}  # parameter key -> (site name, event dims)
+        rho0 = _inverse_softplus(init_scale)
+        for name, layer in model.named_modules():
+            if not isinstance(layer, BayesianLinear):
+                continue
+            bound = 1.0 / math.sqrt(layer.in_features)
+            for kind, shape in [("weight", (layer.out_features, layer.in_features)),
+                                ("bias", (layer.out_features,))]:
+                key = f"{name}_{kind}"
+                loc = (torch.rand(shape, generator=generator) * 2 - 1) * bound
+                self.loc[key] = nn.Parameter(loc)
+                self.rho[key] = nn.Parameter(torch.full(shape, rho0))
+                self.sites[key] = (f"{name}.{kind}", len(shape))
+
+    def forward(self, x=None, y=None):
+        pyro.module("guide", self)  # hand the parameters to Pyro's optimiser
+        for key, (site, event_dims) in self.sites.items():
+            scale = F.softplus(self.rho[key])
+            pyro.sample(site, dist.Normal(self.loc[key], scale).to_event(event_dims))
+
+
+# --- local reparameterisation: an effect handler -------------------------------------
+
+class LocalReparameterization(Messenger):
+    """Sample pre-activations instead of weights (Kingma, Salimans & Welling, 2015).
+
+    While active, it remembers every latent value drawn from a Normal (in SVI: the
+    guide's draws, which the model then replays). A ``linear(x, W, b)`` whose W and b
+    are such draws returns a draw from the exact distribution of the pre-activation,
+    Normal(x m_W^T + m_b, x^2 (s_W^2)^T + s_b^2), independently for every example. The
+    expected log-likelihood is unchanged; its gradient is far less noisy. Use one
+    handler for both model and guide: ``lr = LocalReparameterization()``, then
+    ``lr(model)`` and ``lr(guide)``.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self._normals: dict[int, tuple[weakref.ref, dist.Normal]] = {}
+
+    def _pyro_post_sample(self, msg):
+        fn, value = msg["fn"], msg["value"]
+        while isinstance(fn, dist.Independent):
+            fn = fn.base_dist
+        key = id(value)
+        # The first distribution a value was drawn from wins: the guide's, not the prior
+        if msg["is_observed"] or not isinstance(fn, dist.Normal):
+            return
+        if key in self._normals:
+            return
+        # Forget the entry when the value is freed (after the step), so ids never clash.
+        ref = weakref.ref(value, lambda _: self._normals.pop(key, None))
+        self._normals[key] = (ref, fn)
+
+    def _normal(self, value):
+        entry = self._normals.get(id(value))
+        return entry[1] if entry is not None and entry[0]() is value else None
+
+    def _pyro_linear(self, msg):
+        x, weight, bias = msg["args"]
+        qw, qb = self._normal(weight), self._normal(bias)
+        if qw is None or qb is None:
+            return
+        mean = torch.addmm(qb.loc, x, qw.loc.T)
+        var = torch.addmm(qb.scale.pow(2), x.pow(2), qw.scale.pow(2).T)
+        msg["value"] = mean + var.sqrt() * torch.randn_like(mean)
+
+
+# --- the deterministic twin ----------------------------------------------------------
+
+class DeterministicMLP(nn.Module):
+    """The same 784-hidden-hidden-10 ReLU perceptron with ordinary (point) weights."""
+
+    def __init__(self, hidden_dim: int = 400, in_dim: int = 784,
+                 num_classes: int = 10):
+        super().__init__()
+        self.fc1 = nn.Linear(in_dim, hidden_dim)
+        self.fc2 = nn.Linear(hidden_dim, hidden_dim)
+        self.fc3 = nn.Linear(hidden_dim, num_classes)
+
+    def forward(self, x):
+        return self.fc3(F.relu(self.fc2(F.relu(self.fc1(x)))))
+
+
+# --- configuration, data and fitting -------------------------------------------------
+
+@dataclass(frozen=True)
+class BNNConfig:
+    """Architecture and training settings, shared by the BNN and its twin where they
+    apply. The defaults are the book's, chosen on the validation split."""
+
+    hidden_dim: int = 400  # units in each of the two hidden layers
+    prior_scale: float = 1.0  # standard deviation of the Normal prior on every weight
+    temperature: float = 0.01  # each training image counts 1/temperature times
+    init_scale: float = 1e-3  # initial posterior standard deviation of every weight
+    num_epochs: int = 20  # passes over the training images
+    batch_size: int = 1024  # images per step
+    lr: float = 1e-2  # Adam's initial learning rate ...
+    lr_final: float = 1e-4  # ... decayed exponentially to this at the last step
+    scale_lr_factor: float = 10.0  # the scales' parameters learn this many times faster
+    num_val: int = 5000  # MNIST training images held out for validation
+    seed: int = 0
+
+
+def load_data(config: BNNConfig = BNNConfig()) -> dict[str, ImageData]:
+    """MNIST train (minus validation), validation and test; Fashion-MNIST test (the
+    out-of-distribution set) and a slice of Fashion-MNIST train (``fashion_val``) for
+    choices made on validation."""
+    mnist = load_images("mnist", train=True)
+    fit_set, val = train_val_split(mnist, config.num_val, seed=0)
+    fashion_train = load_images("fashion", train=True)
+    return {"train": fit_set, "val": val, "test": load_images("mnist", train=False),
+            "fashion_val": fashion_train.subset(slice(0, config.num_val)),
+            "fashion": load_images("fashion", train=False)}
+
+
+def _lr_decay(config: BNNConfig, num_train: int) -> float:
+    steps = config.num_epochs * math.ceil(num_train / config.batch_size)
+    return (config.lr_final / config.lr) ** (1 / steps)
+
+
+def fit_bnn(data: ImageData, config: BNNConfig = BNNConfig(), refresh: bool = False):
+    """Fit the mean-field guide by SVI (analytic KL, local reparameterisation), or load
+    the fit from the cache. Returns ``(model, guide, log)``."""
+    device = train.default_device()
+    num_data = round(len(data) / config.temperature)  # the tempered data-set size
+    model = BayesianMLP(num_data, config.hidden_dim, config.prior_scale).to(device)
+    guide = MeanFieldGuide(model, config.init_scale,
+                           torch.Generator().manual_seed(config.seed)).to(device)
+    xy = (data.images.to(device), data.labels.to(device))
+
+    def run():
+        lr = LocalReparameterization()
+        decay = _lr_decay(config, len(data))
+
+        def adam_args(name):
+            factor = config.scale_lr_factor if "rho" in name else 1.0
+            return {"lr": config.lr * factor, "lrd": decay}
+
+        optim = pyro.optim.ClippedAdam(adam_args)
+        log = train.run_svi(lr(model), lr(guide), xy, optim=optim,
+                            loss=TraceMeanField_ELBO(), num_epochs=config.num_epochs,
+                            batch_size=config.batch_size, seed=config.seed, desc="BNN")
+        meta = {"losses": log.losses, "epoch_losses": log.epoch_losses,
+                "seconds": log.seconds}
+        return cache.guide_state(guide), meta
+
+    key = {"config": asdict(config), "num_data": len(data)}
+    code = [sys.modules[__name__], train]
+    state, meta = cache.fit_or_load("bnn", key, run, code=code, refresh=refresh)
+    guide.load_state_dict(state)  # the guide is an nn.Module: its state is all it has
+    log = train.TrainLog(meta["losses"], meta["epoch_losses"], meta["seconds"])
+    return model, guide, log
+
+
+def fit_twin(data: ImageData, config: BNNConfig = BNNConfig(), refresh: bool = False):
+    """Train the deterministic twin by minimising the cross-entropy with Adam, with the
+    BNN's data, batch size, epochs and learning-rate schedule; or load it from the
+    cache. Returns ``(net, log)``."""
+    device = train.default_device()
+    torch.manual_seed(config.seed)
+    net = DeterministicMLP(config.hidden_dim).to(device)
+    xy = (data.images.to(device), data.labels.to(device))
+
+    def run():
+        start = time.perf_counter()
+        torch.manual_seed(config.seed)
+        gen = torch.Generator().manual_seed(config.seed)
+        optim = torch.optim.Adam(net.parameters(), lr=config.lr)
+        decay = _lr_decay(config, len(data))
+        sched = torch.optim.lr_scheduler.ExponentialLR(optim, decay)
+        steps = config.num_epochs * math.ceil(len(data) / config.batch_size)
+        log = train.TrainLog()
+        with tqdm(total=steps, desc="twin", disable=not train.show_progress(),
+                  dynamic_ncols=True) as bar:
+            for _ in range(config.num_epochs):
+                epoch = []
+                for x, y in train.minibatches(xy, config.batch_size, gen):
+                    loss = F.cross_entropy(net(x), y)
+                    optim.zero_grad()
+                    loss.backward()
+                    optim.step()
+                    sched.step()
+                    log.losses.append(loss.item())
+                    epoch.append(loss.item())
+                    bar.update()
+                log.epoch_losses.append(sum(epoch) / len(epoch))
+        meta = {"losses": log.losses, "epoch_losses": log.epoch_losses,
+                "seconds": time.perf_counter() - start}
+        return {k: v.detach().clone() for k, v in net.state_dict().items()}, meta
+
+    key = {"config": asdict(config), "num_data": len(data)}
+    code = [sys.modules[__name__], train]
+    state, meta = cache.fit_or_load("bnn_twin", key, run, code=code, refresh=refresh)
+    net.load_state_dict(state)
+    net.eval()
+    return net, train.TrainLog(meta["losses"], meta["epoch_losses"], meta["seconds"])
+
+
+# --- prediction ----------------------------------------------------------------------
+
+@torch.no_grad()
+def predict_bnn(model, guide, x: torch.Tensor, num_samples: int = 50, seed: int = 0,
+                batch_size: int = 5000) -> torch.Tensor:
+    """Class probabilities p(y | x, W_s) under ``num_samples`` weight draws W_s ~ q:
+    a tensor (num_samples, N, 10). Their mean is the posterior predictive."""
+    pyro.set_rng_seed(seed)
+    device = next(guide.parameters()).device
+    out = []
+    for _ in range(num_samples):
+        guide_trace = poutine.trace(guide).get_trace()
+        replayed = poutine.replay(model, trace=guide_trace)
+        out.append(torch.cat([replayed(xb.to(device)).softmax(-1).cpu()
+                              for xb in x.split(batch_size)]))
+    return torch.stack(out)
+
+
+@torch.no_grad()
+def predict_twin(net, x: torch.Tensor, batch_size: int = 5000) -> torch.Tensor:
+    """Class probabilities (N, 10) of the deterministic twin."""
+    device = next(net.parameters()).device
+    return torch.cat([net(xb.to(device)).softmax(-1).cpu()
+                      for xb in x.split(batch_size)])
+
+
+# --- evaluation ----------------------------------------------------------------------
+
+def input_scale_map(guide: MeanFieldGuide) -> torch.Tensor:
+    """Posterior standard deviation of the first layer's weights, averaged over hidden
+    units, for each of the 784 input pixels: how unsure the network is about what ink
+    in that pixel means."""
+    return F.softplus(guide.rho["fc1_weight"]).detach().mean(0).cpu()
+
+
+def evaluate(sample_probs: dict, twin_probs: dict, data: dict,
+             refuse: float = 0.05) -> dict:
+    """Headline metrics of both networks on MNIST test and Fashion-MNIST.
+
+    ``sample_probs``: ``{"test": (S, N, 10), "fashion": (S, M, 10)}`` from the BNN;
+    ``twin_probs``: ``{"test": (N, 10), "fashion": (M, 10)}``. Scores for telling the
+    data sets apart: predictive entropy (both) and mutual information (BNN only)."""
+    labels = data["test"].labels
+    out = {}
+    for name, sp, p in [("bnn", sample_probs, sample_probs["test"].mean(0)),
+                        ("twin", twin_probs, twin_probs["test"])]:
+        h_in = metrics.predictive_entropy(sp["test"])
+        h_out = metrics.predictive_entropy(sp["fashion"])
+        out[f"{name}_accuracy"] = metrics.accuracy(p, labels)
+        out[f"{name}_nll"] = metrics.nll(p, labels)
+        out[f"{name}_ece"] = metrics.ece(p, labels)
+        out[f"{name}_auroc_entropy"] = metrics.auroc(h_in, h_out)
+        out[f"{name}_accuracy_refuse"] = float(
+            metrics.accuracy_rejection(p, labels, h_in, [refuse])[0])
+    mi = {k: metrics.mutual_information(v) for k, v in sample_probs.items()}
+    out["bnn_auroc_mi"] = metrics.auroc(mi["test"], mi["fashion"])
+    return out
+
+
+BOOK_NUM_SAMPLES = 100  # posterior samples behind every BNN prediction in the book
+
+
+def cli_run(seed: int = 0, refresh: bool = False) -> dict:
+    """Train (or load) both networks with the book's configuration, evaluate them on
+    MNIST test and Fashion-MNIST test, and return the headline metrics."""
+    config = BNNConfig(seed=seed)
+    data = load_data(config)
+    model, guide, bnn_log = fit_bnn(data["train"], config, refresh=refresh)
+    net, twin_log = fit_twin(data["train"], config, refresh=refresh)
+    sample_probs = {k: predict_bnn(model, guide, data[k].images, BOOK_NUM_SAMPLES,
+                                   seed) for k in ("test", "fashion")}
+    twin_probs = {k: predict_twin(net, data[k].images) for k in ("test", "fashion")}
+    return {**evaluate(sample_probs, twin_probs, data),
+            "bnn_train_seconds": bnn_log.seconds,
+            "twin_train_seconds": twin_log.seconds}

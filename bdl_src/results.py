@@ -1,0 +1,88 @@
+"""The results page: every chapter's headline numbers from this build, beside published
+reference values. Each chapter module's ``cli_run`` loads its models from the checkpoint
+cache (training them only if they are missing) and returns its metrics."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+
+import pandas as pd
+
+# Published values to compare with, as the papers report them: module -> (what, value,
+# where). The page cites the papers.
+PUBLISHED = {
+    "bnn": [("test error, Bayes by Backprop 2x1200, scale-mixture prior", "1.32 %",
+             "Blundell et al. 2015, table 1")],
+    "ssvae": [("test error M2, 100 labels", "11.97 %", "Kingma et al. 2014, table 1"),
+              ("test error M1+M2, 100 labels", "3.33 %", "Kingma et al. 2014, table 1"),
+              ("test error M2, 3000 labels", "3.92 %", "Kingma et al. 2014, table 1"),
+              ("test error M1+M2, 3000 labels", "2.18 %", "Kingma et al. 2014, table 1")],
+}
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.2f} %"
+
+
+def _regression(m: dict) -> list[tuple]:
+    worst = max(abs(v) for k, v in m.items() if "mean error" in k)
+    return [("largest posterior-mean error, in exact posterior sd", f"{worst:.3f}"),
+            ("90 % band coverage of held-out points (mean-field)",
+             _pct(m["mean_field 90% coverage (held out)"])),
+            ("training time, mean-field guide", f"{m['mean_field train seconds']:.1f} s")]
+
+
+def _bnn(m: dict) -> list[tuple]:
+    rows = []
+    for net, label in (("bnn", "BNN"), ("twin", "deterministic twin")):
+        rows += [(f"{label}: test accuracy", _pct(m[f"{net}_accuracy"])),
+                 (f"{label}: test NLL (nats)", f"{m[f'{net}_nll']:.4f}"),
+                 (f"{label}: ECE", _pct(m[f"{net}_ece"])),
+                 (f"{label}: AUROC MNIST vs Fashion (entropy)",
+                  f"{m[f'{net}_auroc_entropy']:.4f}"),
+                 (f"{label}: training time", f"{m[f'{net}_train_seconds']:.1f} s")]
+    return rows
+
+
+def _vae(m: dict) -> list[tuple]:
+    return [("test negative ELBO (nats/image)",
+             f"{m['test negative ELBO (nats/image)']:.1f}"),
+            ("test negative log-likelihood, importance-sampled (nats/image)",
+             f"{m['test negative log-likelihood, importance-sampled']:.1f}"),
+            ("training time", f"{m['SVI seconds']:.1f} s")]
+
+
+def _ssvae(m: dict) -> list[tuple]:
+    rows = []
+    for key, value in m.items():
+        if "accuracy" in key:
+            rows.append((key, _pct(value)))
+        elif "seconds" in key:
+            rows.append((key.replace("train seconds", "training time"), f"{value:.1f} s"))
+    return rows
+
+
+CHAPTERS = [("Ch. 1 regression", "bdl_src.regression", _regression),
+            ("Ch. 2 BNN", "bdl_src.bnn", _bnn),
+            ("Ch. 3 VAE", "bdl_src.vae", _vae),
+            ("Ch. 4 SS-VAE", "bdl_src.ssvae", _ssvae)]
+
+
+def headline_table(seed: int = 0) -> pd.DataFrame:
+    """One row per headline number of this build."""
+    rows = []
+    for chapter, module_name, rows_of in CHAPTERS:
+        if importlib.util.find_spec(module_name) is None:
+            continue
+        metrics = importlib.import_module(module_name).cli_run(seed=seed)
+        rows += [(chapter, what, value) for what, value in rows_of(metrics)]
+    return pd.DataFrame(rows, columns=["chapter", "metric", "this build"])
+
+
+def published_table() -> pd.DataFrame:
+    rows = [(module, what, value, source)
+            for module, entries in PUBLISHED.items()
+            if importlib.util.find_spec(f"bdl_src.{module}") is not None
+            for what, value, source in entries]
+    return pd.DataFrame(rows, columns=["chapter", "reference", "published", "source"])

@@ -1,0 +1,318 @@
+"""Chapter 3: a variational autoencoder (VAE) on Fashion-MNIST.
+
+``VAE`` holds the decoder (the model's network) and the encoder (the guide's network)
+and defines ``model(x)`` and ``guide(x)``. ``fit`` trains it by SVI through the shared
+loop and the checkpoint cache and measures it; ``log_weights`` and ``evaluate`` give the
+ELBO and the importance-sampled log-likelihood; the last helpers encode, decode, sample
+and interpolate for the chapter's figures.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass
+
+import pyro
+import pyro.distributions as dist
+import torch
+from pyro import poutine
+from pyro.infer import TraceMeanField_ELBO
+from torch import nn
+
+from bdl_src import cache, train
+from bdl_src.data import ImageData, load_images, train_val_split
+
+NUM_PIXELS = 784
+
+
+@dataclass(frozen=True)
+class VAEConfig:
+    """Network sizes and SVI settings (the defaults are the book's)."""
+
+    z_dim: int = 16  # latent dimensions
+    hidden_dim: int = 512  # units in each hidden layer of the encoder and the decoder
+    num_layers: int = 2  # hidden layers in each network
+    num_epochs: int = 14  # passes over the training images
+    batch_size: int = 128  # images per SVI step
+    lr: float = 3e-3  # Adam's learning rate in the first epoch, decayed geometrically
+    final_lr: float = 2e-4  # epoch by epoch to this one in the last epoch
+    num_monitor: int = 2000  # held-out images whose ELBO is recorded after each epoch
+    num_val: int = 0  # 0: train on all 60,000 images, hold out the test set;
+    #                   n > 0: hold out n training images instead (to choose settings)
+    num_train: int = 0  # 0: every training image left; n > 0: only the first n (tests)
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """How the final numbers are measured on the held-out images."""
+
+    num_samples: int = 100  # K draws from the guide per image
+    num_images: int = 0  # 0: every held-out image; n > 0: a seeded random subset of n
+
+
+def mlp(sizes: list[int]) -> nn.Sequential:
+    """Linear layers of the given widths with a GELU between consecutive ones.
+
+    GELU (a smooth ReLU) beat ReLU, SiLU and softplus on a validation split.
+    """
+    layers: list[nn.Module] = [nn.Linear(sizes[0], sizes[1])]
+    for n_in, n_out in zip(sizes[1:-1], sizes[2:]):
+        layers += [nn.GELU(), nn.Linear(n_in, n_out)]
+    return nn.Sequential(*layers)
+
+
+class Encoder(nn.Module):
+    """x (..., 784) -> loc, scale (..., z_dim) of the Gaussian q(z | x)."""
+
+    def __init__(self, z_dim: int, hidden_dim: int, num_layers: int):
+        super().__init__()
+        self.net = mlp([NUM_PIXELS] + [hidden_dim] * num_layers + [2 * z_dim])
+
+    def forward(self, x):
+        loc, raw_scale = self.net(x).chunk(2, dim=-1)
+        return loc, nn.functional.softplus(raw_scale) + 1e-4
+
+
+class Decoder(nn.Module):
+    """z (..., z_dim) -> logits (..., 784) of the pixel probabilities."""
+
+    def __init__(self, z_dim: int, hidden_dim: int, num_layers: int):
+        super().__init__()
+        self.net = mlp([z_dim] + [hidden_dim] * num_layers + [NUM_PIXELS])
+
+    def forward(self, z):
+        return self.net(z)
+
+
+class VAE(nn.Module):
+    """A VAE with a Bernoulli likelihood on grey levels.
+
+    Model:  z_n ~ Normal(0, I)                        shape (z_dim,)
+            x_n ~ Bernoulli(sigmoid(decoder(z_n)))    shape (784,), pixels in [0, 1]
+    Guide:  z_n ~ Normal(encoder(x_n))                one encoder for every image
+
+    ``x`` has shape (batch, 784). With ``num_data`` set, a batch stands for a data set
+    of that many images: model and guide scale their log densities by
+    ``num_data / batch``, so the ELBO of a mini-batch estimates that of the data set.
+    """
+
+    def __init__(self, z_dim: int = 32, hidden_dim: int = 512, num_layers: int = 2,
+                 num_data: int | None = None):
+        super().__init__()
+        self.z_dim, self.num_data = z_dim, num_data
+        self.encoder = Encoder(z_dim, hidden_dim, num_layers)
+        self.decoder = Decoder(z_dim, hidden_dim, num_layers)
+
+    def scale(self, x) -> float:
+        return 1.0 if self.num_data is None else self.num_data / x.shape[0]
+
+    def model(self, x):
+        pyro.module("decoder", self.decoder)
+        # Images are independent given the decoder (the plate); the scale makes the
+        # mini-batch's log density an estimate for the whole training set.
+        with pyro.plate("data", x.shape[0]), poutine.scale(scale=self.scale(x)):
+            loc = x.new_zeros(x.shape[0], self.z_dim)
+            # to_event(1): the z_dim coordinates are one draw, the plate is the batch.
+            z = pyro.sample("z", dist.Normal(loc, torch.ones_like(loc)).to_event(1))
+            logits = self.decoder(z)
+            # Grey levels are not in the Bernoulli's support {0, 1}: skip that check.
+            pyro.sample("obs", dist.Bernoulli(logits=logits, validate_args=False)
+                        .to_event(1), obs=x)
+
+    def guide(self, x):
+        pyro.module("encoder", self.encoder)
+        with pyro.plate("data", x.shape[0]), poutine.scale(scale=self.scale(x)):
+            loc, scale = self.encoder(x)
+            pyro.sample("z", dist.Normal(loc, scale).to_event(1))
+
+
+def build(config: VAEConfig, num_data: int | None = None) -> VAE:
+    return VAE(config.z_dim, config.hidden_dim, config.num_layers, num_data=num_data)
+
+
+@torch.no_grad()
+def log_weights(vae: VAE, x: torch.Tensor, num_samples: int) -> torch.Tensor:
+    """log w_k = log p(x, z_k) - log q(z_k | x) for K = ``num_samples`` draws z_k ~ q.
+
+    Runs the very ``guide`` and ``model`` (unscaled), with the K draws side by side in
+    an outer plate. Returns shape (K, batch): the mean over k estimates each image's
+    ELBO, the log-mean-exp is the importance-sampled estimate of log p(x).
+    """
+    num_data, vae.num_data = vae.num_data, None
+    try:
+        with pyro.plate("particles", num_samples, dim=-2):
+            guide_tr = poutine.trace(vae.guide).get_trace(x)
+            replayed = poutine.replay(vae.model, trace=guide_tr)
+            model_tr = poutine.trace(replayed).get_trace(x)
+    finally:
+        vae.num_data = num_data
+    model_tr.compute_log_prob()
+    guide_tr.compute_log_prob()
+    return (model_tr.nodes["obs"]["log_prob"] + model_tr.nodes["z"]["log_prob"]
+            - guide_tr.nodes["z"]["log_prob"])
+
+
+def evaluate(vae: VAE, images: torch.Tensor, num_samples: int = 1,
+             batch_size: int = 50, seed: int | None = 0) -> dict:
+    """The ELBO and the importance-sampled log-likelihood, in nats per image.
+
+    Both come from the same K = ``num_samples`` draws per image: ``elbo`` averages
+    log w_k, ``log_likelihood`` is log(1/K sum_k w_k), never below it. ``seed=None``
+    draws from the running random state instead of reseeding it.
+    """
+    if seed is not None:
+        pyro.set_rng_seed(seed)
+    elbo, ll = [], []
+    for start in range(0, len(images), batch_size):
+        lw = log_weights(vae, images[start:start + batch_size], num_samples)
+        elbo.append(lw.mean(0))
+        ll.append(lw.logsumexp(0) - math.log(num_samples))
+    return {"elbo": torch.cat(elbo).mean().item(),
+            "log_likelihood": torch.cat(ll).mean().item()}
+
+
+def load_data(config: VAEConfig) -> tuple[ImageData, ImageData]:
+    """The training images and the held-out ones (test set, or validation split)."""
+    train_data = load_images("fashion", train=True)
+    if config.num_val:
+        train_data, heldout = train_val_split(train_data, config.num_val, config.seed)
+    else:
+        heldout = load_images("fashion", train=False)
+    if config.num_train:
+        train_data = train_data.subset(slice(0, config.num_train))
+    return train_data, heldout
+
+
+def fit(config: VAEConfig = VAEConfig(), eval_config: EvalConfig = EvalConfig(),
+        refresh: bool = False) -> tuple[VAE, dict]:
+    """Train the VAE by SVI (or load it from the cache) and measure it.
+
+    Returns the VAE (on the CPU, in eval mode) and a dict: ``train_elbo`` and
+    ``heldout_elbo`` per epoch, ``svi_seconds``, and the held-out ``elbo`` and
+    ``log_likelihood`` (all in nats per image; higher is better).
+    """
+    device = train.default_device()
+
+    def run():
+        train_data, heldout = load_data(config)
+        x, held = train_data.images.to(device), heldout.images.to(device)
+        pyro.set_rng_seed(config.seed)  # the networks' initial weights
+        vae = build(config, num_data=len(x)).to(device)
+        gamma = (config.final_lr / config.lr) ** (1 / max(config.num_epochs - 1, 1))
+        adam = {"lr": config.lr, "fused": True}  # fused: one kernel per update
+        optim = pyro.optim.ExponentialLR({"optimizer": torch.optim.Adam,
+                                          "optim_args": adam, "gamma": gamma})
+        heldout_elbo = []
+
+        def end_of_epoch(epoch, log):
+            optim.step()  # the next epoch's learning rate
+            monitor = evaluate(vae, held[:config.num_monitor], seed=None)
+            heldout_elbo.append(monitor["elbo"])
+
+        log = train.run_svi(vae.model, vae.guide, (x,), optim=optim,
+                            loss=TraceMeanField_ELBO(), num_epochs=config.num_epochs,
+                            batch_size=config.batch_size, seed=config.seed,
+                            desc="VAE", epoch_callback=end_of_epoch)
+        start = time.perf_counter()
+        if eval_config.num_images:
+            gen = torch.Generator().manual_seed(config.seed)
+            pick = torch.randperm(len(held), generator=gen)[:eval_config.num_images]
+            held = held[pick.to(device)]
+        final = evaluate(vae, held, eval_config.num_samples, seed=config.seed)
+        meta = {
+            "train_elbo": [-loss / len(x) for loss in log.epoch_losses],
+            "heldout_elbo": heldout_elbo,
+            "heldout": "validation" if config.num_val else "test",
+            "svi_seconds": log.seconds,
+            "eval_seconds": time.perf_counter() - start,
+            **final,
+        }
+        return {k: v.cpu() for k, v in vae.state_dict().items()}, meta
+
+    key = {"vae": asdict(config), "eval": asdict(eval_config)}
+    state, meta = cache.fit_or_load("vae", key, run, refresh=refresh,
+                                    code=[sys.modules[__name__], train])
+    vae = build(config)
+    vae.load_state_dict(state)
+    return vae.eval(), meta
+
+
+# What the trained VAE does: encode, decode, sample, interpolate (no gradients).
+
+
+@torch.no_grad()
+def encode(vae: VAE, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """loc and scale of q(z | x) for each image: shapes (N, z_dim)."""
+    return vae.encoder(images)
+
+
+@torch.no_grad()
+def decode(vae: VAE, z: torch.Tensor) -> torch.Tensor:
+    """Pixel probabilities sigmoid(decoder(z)), the mean of p(x | z): shape (N, 784)."""
+    return torch.sigmoid(vae.decoder(z))
+
+
+def reconstruct(vae: VAE, images: torch.Tensor) -> torch.Tensor:
+    """Decode each image's posterior mean: shape (N, 784)."""
+    return decode(vae, encode(vae, images)[0])
+
+
+@torch.no_grad()
+def sample_prior(vae: VAE, num_samples: int, seed: int = 0,
+                 binary: bool = False) -> torch.Tensor:
+    """New images: z ~ Normal(0, I), decoded to pixel probabilities (num_samples, 784).
+
+    With ``binary=True`` every pixel is then drawn from its Bernoulli, which is what
+    the model, read literally, generates.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    probs = decode(vae, torch.randn(num_samples, vae.z_dim, generator=gen))
+    return torch.bernoulli(probs, generator=gen) if binary else probs
+
+
+def interpolate(vae: VAE, start: torch.Tensor, end: torch.Tensor,
+                num_steps: int = 8) -> torch.Tensor:
+    """Decode evenly spaced points on the segment between the posterior means of two
+    images (784,): shape (num_steps, 784), from one reconstruction to the other."""
+    z = encode(vae, torch.stack([start, end]))[0]
+    t = torch.linspace(0, 1, num_steps)[:, None]
+    return decode(vae, (1 - t) * z[0] + t * z[1])
+
+
+def pca_2d(z: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """Points (N, d) projected on their two principal axes, (N, 2), and the share of
+    the total variance these two axes keep."""
+    centred = z - z.mean(0)
+    _, s, v = torch.linalg.svd(centred, full_matrices=False)
+    return centred @ v[:2].T, (s[:2].pow(2).sum() / s.pow(2).sum()).item()
+
+
+def active_units(loc: torch.Tensor, threshold: float = 0.01) -> int:
+    """Latent dimensions whose posterior mean (N, z_dim) varies across images by more
+    than ``threshold`` in variance; the decoder ignores the others."""
+    return int((loc.var(0) > threshold).sum())
+
+
+def grey_level_entropy(images: torch.Tensor) -> float:
+    """The lowest loss a Bernoulli likelihood can reach on grey levels: the sum over
+    pixels of the binary entropy H(x_i), reached when each pixel's probability equals
+    its grey level. Mean over images, in nats."""
+    x = images.double()
+    return -(torch.xlogy(x, x) + torch.xlogy(1 - x, 1 - x)).sum(-1).mean().item()
+
+
+def cli_run(seed: int = 0, refresh: bool = False) -> dict:
+    """Train (or load) the book's VAE and return its headline numbers."""
+    _, meta = fit(VAEConfig(seed=seed), refresh=refresh)
+    return {
+        "test negative ELBO (nats/image)": -meta["elbo"],
+        "test negative log-likelihood, importance-sampled": -meta["log_likelihood"],
+        "importance samples per image": EvalConfig().num_samples,
+        "epochs": len(meta["train_elbo"]),
+        "SVI seconds": meta["svi_seconds"],
+        "evaluation seconds": meta["eval_seconds"],
+        "from cache": meta["from_cache"],
+    }
