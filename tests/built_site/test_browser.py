@@ -25,7 +25,7 @@ pytestmark = pytest.mark.site
 SHOTS = ROOT / "_build" / "screenshots"
 # A term from each page that only a reader of that page would search for.
 SEARCH_TERMS = {"book/intro": "probabilistic", "book/bayesian_modeling": "heavy-tailed",
-                "book/bnn": "Fashion", "book/vae": "decoder", "book/ssvae": "enumeration"}
+                "book/bnn": "reliability", "book/vae": "decoder", "book/ssvae": "enumeration"}
 
 
 @pytest.fixture(scope="module")
