@@ -1,0 +1,235 @@
+"""Tests of chapter 4's semi-supervised VAE on tiny slices of MNIST, small networks."""
+
+import math
+
+import numpy as np
+import pyro
+import pyro.distributions as dist
+import pytest
+import torch
+from matplotlib.figure import Figure
+from pyro import poutine
+from pyro.infer import SVI, TraceEnum_ELBO
+
+from bdl_src import ssvae as S
+from bdl_src.data import ImageData, load_images
+from bdl_src.plots import ssvae as plots
+
+CODE, Z, HIDDEN = 6, 3, 16
+TINY_M1 = S.M1Config(code_dim=CODE, hidden_dim=HIDDEN, num_layers=1, num_epochs=2,
+                     warmup_epochs=2, batch_size=100)
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    data = load_images("mnist", train=False)
+    return data.images[:300], data.labels[:300]
+
+
+def tiny_ssvae(num_labelled=None, num_unlabelled=None):
+    pyro.set_rng_seed(0)
+    m1 = S.M1(CODE, HIDDEN, num_layers=1)
+    return S.SSVAE(m1, z_dim=Z, hidden_dim=HIDDEN, num_labelled=num_labelled,
+                   num_unlabelled=num_unlabelled)
+
+
+def tiny_split(mnist, num_labelled=20, num_unlabelled=100):
+    x, y = mnist
+    def part(a, b):
+        return ImageData(x[a:b], y[a:b])
+
+    return S.SplitData(labelled=part(0, num_labelled),
+                       unlabelled=part(num_labelled, num_labelled + num_unlabelled),
+                       val=part(200, 250), test=part(250, 300))
+
+
+def test_labels_kept_are_class_balanced_and_seeded():
+    labels = load_images("mnist", train=True).labels[:5000]
+    keep = S.keep_labels(labels, 100, seed=0)
+    assert len(keep) == len(set(keep.tolist())) == 100
+    assert torch.bincount(labels[keep], minlength=10).tolist() == [10] * 10
+    assert torch.equal(keep, S.keep_labels(labels, 100, seed=0))
+    assert not torch.equal(keep, S.keep_labels(labels, 100, seed=1))
+    with pytest.raises(ValueError):
+        S.keep_labels(labels, 105)
+
+
+def test_sites_shapes_enumeration_and_scaling(mnist):
+    ssvae = tiny_ssvae(num_labelled=40, num_unlabelled=1000)
+    x = mnist[0][:10]
+    enum_guide = poutine.enum(ssvae.guide, first_available_dim=-2)
+    guide_tr = poutine.trace(enum_guide).get_trace(x)
+    model_tr = poutine.trace(poutine.replay(ssvae.model, trace=guide_tr)).get_trace(x)
+    # y is enumerated in parallel: its ten values sit in dim -2, left of the plate.
+    assert guide_tr.nodes["y"]["value"].shape == (10, 1)
+    assert guide_tr.nodes["z"]["value"].shape == (10, 10, Z)
+    assert guide_tr.nodes["code"]["value"].shape == (10, CODE)
+    assert model_tr.nodes["code"]["fn"].batch_shape == (10, 10)
+    assert model_tr.nodes["obs"]["fn"].event_shape == (784,)
+    for tr in (model_tr, guide_tr):
+        for name in ("y", "z", "code"):
+            assert [f.name for f in tr.nodes[name]["cond_indep_stack"]] == ["data"]
+            assert tr.nodes[name]["scale"] == pytest.approx(100.0)  # 1000 / 10
+    labelled_tr = poutine.trace(ssvae.model).get_trace(x, mnist[1][:10])
+    assert labelled_tr.nodes["y"]["is_observed"]
+    assert labelled_tr.nodes["obs"]["scale"] == pytest.approx(4.0)  # 40 / 10
+
+
+def test_enumerated_elbo_equals_explicit_sum_over_the_ten_labels(mnist):
+    ssvae = tiny_ssvae()
+    x = mnist[0][:5]
+    pyro.set_rng_seed(1)
+    loss = TraceEnum_ELBO(max_plate_nesting=1).differentiable_loss(ssvae.model,
+                                                                     ssvae.guide, x)
+    # The same draws again (code first, then z for every digit), scored by hand.
+    pyro.set_rng_seed(1)
+    tr = poutine.trace(poutine.enum(ssvae.guide, first_available_dim=-2)).get_trace(x)
+    code, z = tr.nodes["code"]["value"], tr.nodes["z"]["value"]
+
+    def normal(loc, scale, value):
+        return dist.Normal(loc, scale).log_prob(value).sum(-1)
+
+    with torch.no_grad():
+        log_px = dist.Bernoulli(logits=ssvae.m1.decoder(code), validate_args=False) \
+            .log_prob(x).sum(-1)
+        log_q_code = normal(*ssvae.m1.encode(x), code)
+        log_q_y = ssvae.classifier(code).log_softmax(-1)
+        per_label = []
+        for k in range(10):
+            y = torch.full((5,), k)
+            log_p = (math.log(0.1) + normal(0.0, 1.0, z[k])
+                     + normal(*ssvae.decoder(z[k], y), code))
+            log_q = normal(*ssvae.encoder(code, y), z[k]) + log_q_y[:, k]
+            per_label.append(log_p - log_q)
+        per_label = torch.stack(per_label, -1)  # (5 images, 10 digits)
+        elbo = log_px - log_q_code + (log_q_y.exp() * per_label).sum(-1)
+    assert loss.item() == pytest.approx(-elbo.sum().item(), rel=1e-5)
+
+
+def test_a_few_steps_on_a_mixed_batch_lower_the_loss(mnist):
+    x, y = mnist
+    xu, xl, yl = x[:64], x[64:84], y[64:84]
+    ssvae = tiny_ssvae(num_labelled=20, num_unlabelled=64)
+    loss = S.SSVAELoss(ssvae, alpha=10.0)
+    pyro.clear_param_store()
+    svi = SVI(ssvae.model, ssvae.guide, pyro.optim.Adam({"lr": 1e-2}), loss=loss)
+    with torch.no_grad():
+        m1_before = {k: v.clone() for k, v in ssvae.m1.state_dict().items()}
+
+    def seeded_loss():  # the same draws of code and noise every time
+        pyro.set_rng_seed(5)
+        return loss(ssvae.model, ssvae.guide, xu, xl, yl).item()
+
+    before = seeded_loss()
+    losses = [svi.step(xu, xl, yl) for _ in range(40)]
+    assert all(math.isfinite(v) for v in losses)
+    after = seeded_loss()
+    # The pixel terms are the same for both (M1 is fixed and the codes are the same
+    # draws), so the whole drop is M2's: the part of the loss that trains.
+    assert after < before - 84  # at least a nat per image
+    # Only M2 learns: M1, trained before, is not registered with Pyro and stays fixed.
+    for k, v in ssvae.m1.state_dict().items():
+        assert torch.equal(v, m1_before[k]), k
+
+
+def test_scales_are_bounded_below():
+    loc, scale = S.loc_scale(torch.tensor([[0.0, -1e4]]))
+    assert scale.item() >= 1e-3 and math.isfinite(dist.Normal(loc, scale)
+                                                   .log_prob(torch.zeros(1)).item())
+
+
+def test_grey_bernoulli_matches_torch():
+    logits = torch.randn(4, 784) * 30
+    x = torch.rand(4, 784)
+    fast = S.GreyBernoulli(logits=logits, validate_args=False).log_prob(x)
+    slow = -torch.nn.functional.binary_cross_entropy_with_logits(logits, x,
+                                                                 reduction="none")
+    assert torch.allclose(fast, slow, atol=1e-4)
+    logits.requires_grad_(True)
+    S.GreyBernoulli(logits=logits, validate_args=False).log_prob(x).sum().backward()
+    assert torch.allclose(logits.grad, x - torch.sigmoid(logits.detach()), atol=1e-6)
+
+
+@pytest.mark.filterwarnings("ignore:Encountered NaN")  # Pyro's own note, expected here
+@pytest.mark.parametrize("where", ["m1.decoder.2.bias", "decoder.out.bias"])
+def test_a_nan_loss_stops_training_with_a_clear_message(mnist, where):
+    # A NaN in M1 makes the loss NaN; a NaN in M2 fails Pyro's check of the arguments
+    # of a distribution first. Both must stop training with the same clear error.
+    data = tiny_split(mnist)
+    ssvae = tiny_ssvae(len(data.labelled), len(data.unlabelled))
+    with torch.no_grad():
+        ssvae.get_parameter(where).fill_(float("nan"))
+    config = S.SSVAEConfig(num_labels=20, z_dim=Z, hidden_dim=HIDDEN, num_epochs=1,
+                           batch_size=50, labelled_batch_size=10)
+    with pytest.raises(FloatingPointError, match="loss became nan at step 1"):
+        S.train_ssvae(ssvae, data, config)
+
+
+def test_training_loop_logs_losses_and_accuracies(mnist):
+    data = tiny_split(mnist)
+    ssvae = tiny_ssvae(len(data.labelled), len(data.unlabelled))
+    config = S.SSVAEConfig(num_labels=20, z_dim=Z, hidden_dim=HIDDEN, num_epochs=2,
+                           batch_size=50, labelled_batch_size=10)
+    log = S.train_ssvae(ssvae, data, config)
+    assert len(log["losses"]) == 2 * log["steps_per_epoch"] == 4
+    assert len(log["epoch_test_accuracy"]) == len(log["epoch_val_accuracy"]) == 2
+    assert all(0 <= a <= 1 for a in log["epoch_test_accuracy"])
+
+
+def test_conditional_generation_shapes(mnist):
+    ssvae = tiny_ssvae()
+    x, y = mnist[0][:4], mnist[1][:4]
+    assert S.encode_style(ssvae, x, y).shape == (4, Z)
+    assert S.encode_style(ssvae, x).shape == (4, Z)  # digits inferred by q(y|x)
+    grid = S.style_grid(ssvae, x, y)
+    assert grid.shape == (4, 10, 784) and ((grid >= 0) & (grid <= 1)).all()
+    # One style per row: row i is style i written as each digit 0..9.
+    z = S.encode_style(ssvae, x, y)
+    assert torch.allclose(grid[2], S.write_digits(ssvae, z[2:3])[0])
+    samples = S.sample_digits(ssvae, 3, seed=1)
+    assert samples.shape == (3, 10, 784)
+    assert torch.equal(samples, S.sample_digits(ssvae, 3, seed=1))
+    probs = S.classify(ssvae, x)
+    assert probs.shape == (4, 10) and torch.allclose(probs.sum(-1), torch.ones(4))
+
+
+def test_fit_trains_once_then_loads_from_the_cache():
+    config = S.SSVAEConfig(num_labels=20, z_dim=Z, hidden_dim=HIDDEN, num_epochs=1,
+                           batch_size=100, labelled_batch_size=10, m1=TINY_M1,
+                           num_val=100, num_train=300)
+    ssvae, meta = S.fit(config)
+    assert not meta["from_cache"] and len(meta["epoch_test_accuracy"]) == 1
+    assert len(meta["m1_epoch_losses"]) == 2
+    again, meta2 = S.fit(config)
+    assert meta2["from_cache"] and meta2["test_accuracy"] == meta["test_accuracy"]
+    x = load_images("mnist", train=False).images[:8]
+    assert torch.equal(S.classify(ssvae, x), S.classify(again, x))
+
+
+@pytest.mark.parametrize("features", ["pixels", "m1"])
+def test_baseline_fits(features):
+    config = S.BaselineConfig(num_labels=20, features=features, num_steps=20,
+                              eval_every=10, m1=TINY_M1, hidden_dim=HIDDEN, num_val=100,
+                              num_train=300)
+    net, meta = S.fit_baseline(config)
+    assert 0 <= meta["test_accuracy"] <= 1 and meta["best_step"] in (10, 20)
+    assert net(torch.rand(2, 784)).shape == (2, 10)
+
+
+def test_plots_return_figures(mnist):
+    x, y = mnist
+    losses = list(np.linspace(9, 1, 60))
+    assert isinstance(plots.loss_curves({"100 labels": (losses, 10)}, window=5), Figure)
+    assert isinstance(plots.accuracy_curves({"100 labels": [0.5, 0.7]},
+                                            {"100 labels": 0.6}), Figure)
+    assert isinstance(plots.accuracy_vs_labels([100, 3000], [0.9, 0.96], [0.7, 0.93]),
+                      Figure)
+    assert isinstance(plots.accuracy_vs_labels([100, 3000], [0.9, 0.96], [0.7, 0.93],
+                                               [0.8, 0.94]), Figure)
+    assert isinstance(plots.labelled_images(x[:20], y[:20]), Figure)
+    grid = np.random.rand(3, 10, 784)
+    assert isinstance(plots.digit_grid(grid, row_images=x[:3]), Figure)
+    assert isinstance(plots.digit_grid(grid), Figure)
+    probs = np.full((5, 10), 0.1)
+    probs[:, 3] = 0.5
+    assert isinstance(plots.inferred_labels(x[:5], probs, y[:5], ncols=3), Figure)
