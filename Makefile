@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 REQ_HASH := $(shell cat requirements.txt pyproject.toml | sha256sum | cut -c1-16)
 STAMP := $(VENV)/.installed-$(REQ_HASH)
 
-.PHONY: book test venv lock screenshots clean clean-cache
+.PHONY: book test bench venv lock screenshots clean clean-cache
 
 $(STAMP):
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,11 @@ book: $(STAMP) $(MATHJAX)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# Cold build (empty model cache, fresh output), warm rebuild, peak memory, per-model
+# training: prints a table and JSON (bench/run.py). Measures only; never fails on speed.
+bench: $(STAMP) $(MATHJAX)
+	$(PY) bench/run.py
 
 lock:
 	rm -rf _build/lock-venv && $(PYTHON) -m venv _build/lock-venv

@@ -1,6 +1,6 @@
 """The results page: every chapter's headline numbers from this build, beside published
-reference values. Each chapter module's ``cli_run`` loads its models from the checkpoint
-cache (training them only if they are missing) and returns its metrics."""
+reference values. Each chapter module's ``cli_run`` loads its models and metrics from the
+checkpoint cache (training and evaluating them only if they are missing)."""
 
 from __future__ import annotations
 
@@ -16,32 +16,46 @@ PYRO_SSVAE_EXAMPLE = {"seconds_per_epoch": 15.3, "epochs": 4, "seconds": 61.0,
                       "test_accuracy": 0.875}
 
 # Published values to compare with, as their sources report them: module -> (what, value,
-# where). The pages cite the sources and glue these strings through ``published``.
+# where, the headline metric of this build it compares with or None). The pages cite the
+# sources and glue these strings through ``published``.
 PUBLISHED = {
     "bnn": [("test error, Bayes by Backprop 2x1200, scale-mixture prior", "1.32 %",
-             "Blundell et al. 2015, table 1")],
-    "ssvae": [("test error M2, 100 labels", "11.97 %", "Kingma et al. 2014, table 1"),
-              ("test error M1+M2, 100 labels", "3.33 %", "Kingma et al. 2014, table 1"),
-              ("test error M2, 3000 labels", "3.92 %", "Kingma et al. 2014, table 1"),
-              ("test error M1+M2, 3000 labels", "2.18 %", "Kingma et al. 2014, table 1"),
-              ("test accuracy M2, 100 labels", "93.2 %", "Pyro SS-VAE tutorial"),
-              ("test accuracy M2, 3000 labels", "95.8 %", "Pyro SS-VAE tutorial"),
+             "Blundell et al. 2015, table 1", "BNN: test accuracy")],
+    "ssvae": [("test error M2, 100 labels", "11.97 %", "Kingma et al. 2014, table 1",
+               "SS-VAE test accuracy, 100 labels"),
+              ("test error M1+M2, 100 labels", "3.33 %", "Kingma et al. 2014, table 1",
+               "SS-VAE test accuracy, 100 labels"),
+              ("test error M2, 3000 labels", "3.92 %", "Kingma et al. 2014, table 1",
+               "SS-VAE test accuracy, 3000 labels"),
+              ("test error M1+M2, 3000 labels", "2.18 %", "Kingma et al. 2014, table 1",
+               "SS-VAE test accuracy, 3000 labels"),
+              ("test accuracy M2, 100 labels", "93.2 %", "Pyro SS-VAE tutorial",
+               "SS-VAE test accuracy, 100 labels"),
+              ("test accuracy M2, 3000 labels", "95.8 %", "Pyro SS-VAE tutorial",
+               "SS-VAE test accuracy, 3000 labels"),
               ("Pyro example ss_vae_M2.py, 3000 labels: seconds per epoch",
                f"{PYRO_SSVAE_EXAMPLE['seconds_per_epoch']} s",
-               "measured on a 2-core machine like the build's"),
+               "measured on a 2-core machine like the build's", None),
               (f"Pyro example ss_vae_M2.py, 3000 labels: test accuracy after "
                f"{PYRO_SSVAE_EXAMPLE['epochs']} epochs",
                f"{100 * PYRO_SSVAE_EXAMPLE['test_accuracy']:.1f} %",
-               f"same run, {PYRO_SSVAE_EXAMPLE['seconds']:.0f} s of training")],
+               f"same run, {PYRO_SSVAE_EXAMPLE['seconds']:.0f} s of training", None)],
 }
 
 
 def published(module: str, what: str) -> str:
     """The published value ``what`` of ``module``'s entries in ``PUBLISHED``."""
-    for entry, value, _ in PUBLISHED[module]:
+    for entry, value, *_ in PUBLISHED[module]:
         if entry == what:
             return value
     raise KeyError(f"no published value {what!r} for {module!r}")
+
+
+def compared_with(metric: str) -> str:
+    """The published values a headline metric compares with, in one line ("" if none)."""
+    return "; ".join(f"{what}: {value} ({source.split(',')[0]})"
+                     for entries in PUBLISHED.values()
+                     for what, value, source, metric_of in entries if metric_of == metric)
 
 
 def _pct(x: float) -> str:
@@ -99,13 +113,16 @@ def headline_table(seed: int = 0) -> pd.DataFrame:
         if importlib.util.find_spec(module_name) is None:
             continue
         metrics = importlib.import_module(module_name).cli_run(seed=seed)
-        rows += [(chapter, what, value) for what, value in rows_of(metrics)]
-    return pd.DataFrame(rows, columns=["chapter", "metric", "this build"])
+        rows += [(chapter, what, value, compared_with(what))
+                 for what, value in rows_of(metrics)]
+    table = pd.DataFrame(rows, columns=["chapter", "metric", "this build", "published"])
+    return table.set_index(["chapter", "metric"])
 
 
 def published_table() -> pd.DataFrame:
     rows = [(module, what, value, source)
             for module, entries in PUBLISHED.items()
             if importlib.util.find_spec(f"bdl_src.{module}") is not None
-            for what, value, source in entries]
-    return pd.DataFrame(rows, columns=["chapter", "reference", "published", "source"])
+            for what, value, source, _ in entries]
+    table = pd.DataFrame(rows, columns=["chapter", "reference", "published", "source"])
+    return table.set_index(["chapter", "reference"])

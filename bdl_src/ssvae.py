@@ -406,7 +406,7 @@ def fit_m1(config: M1Config = M1Config(), num_val: int = 5000, num_train: int = 
                 "kl_weights": [min(1.0, (e + 1) / config.warmup_epochs)
                                if config.warmup_epochs else 1.0
                                for e in range(config.num_epochs)],
-                "seconds": log.seconds}
+                "seconds": log.seconds, "examples_seen": config.num_epochs * len(x)}
         return {k: v.cpu() for k, v in m1.state_dict().items()}, meta
 
     key = {"m1": asdict(config), "data": {"num_val": num_val, "num_train": num_train,
@@ -516,7 +516,10 @@ def fit(config: SSVAEConfig = SSVAEConfig(),
         meta = {**log, "seconds": log["epoch_seconds"][-1],
                 "test_accuracy": log["epoch_test_accuracy"][-1],
                 "val_accuracy": log["epoch_val_accuracy"][-1],
-                "unlabelled_accuracy": accuracy(ssvae, data.unlabelled)}
+                "unlabelled_accuracy": accuracy(ssvae, data.unlabelled),
+                "examples_seen": config.num_epochs * len(data.unlabelled)
+                + len(log["losses"]) * min(config.labelled_batch_size,
+                                           len(data.labelled))}
         state = {k: v.cpu() for k, v in ssvae.state_dict().items()
                  if not k.startswith("m1.")}  # M1 has its own cache entry
         return state, meta
@@ -637,6 +640,7 @@ def fit_baseline(config: BaselineConfig = BaselineConfig(),
         with torch.no_grad():
             correct = net(data.test.images).argmax(-1) == data.test.labels
         meta = {**log, "seconds": time.perf_counter() - start,
+                "examples_seen": config.num_steps * min(config.batch_size, len(x)),
                 "val_accuracy": max(log["val_accuracy"]),
                 "test_accuracy": correct.float().mean().item()}
         return {k: v.cpu() for k, v in net.state_dict().items()}, meta

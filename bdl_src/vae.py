@@ -227,6 +227,7 @@ def fit(config: VAEConfig = VAEConfig(), eval_config: EvalConfig = EvalConfig(),
             "heldout_elbo": heldout_elbo,
             "heldout": "validation" if config.num_val else "test",
             "svi_seconds": log.seconds,
+            "examples_seen": config.num_epochs * len(x),
             "eval_seconds": time.perf_counter() - start,
             **final,
         }

@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/run.py            # cold + warm build in a temporary folder
     .venv/bin/python bench/run.py --warm     # only the warm rebuild of the repo's own build
+    .venv/bin/python bench/run.py --keep DIR # keep the cold build (DIR/out/_build/html)
 
 The cold build runs `jupyter-book build` into a fresh output folder with an empty model
 cache, so every page executes and every model trains; the warm rebuild repeats it with
@@ -45,7 +46,9 @@ def models(cache_dir: Path) -> list[dict]:
             _, meta = cache.load_entry(path)
         except ValueError:
             continue
-        seconds = meta.get("train_seconds", float("nan"))
+        # The training loop's own clock where the entry has one; else the whole fit's.
+        seconds = next((meta[k] for k in ("seconds", "svi_seconds") if k in meta),
+                       meta.get("train_seconds", float("nan")))
         seen = meta.get("examples_seen")
         rows.append({"entry": path.stem.rsplit("-", 1)[0], "train_seconds": seconds,
                      "examples_per_second": seen / seconds if seen else None})
@@ -56,6 +59,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--warm", action="store_true",
                         help="time only a warm rebuild of the repository's own _build")
+    parser.add_argument("--keep", type=Path, metavar="DIR",
+                        help="build into DIR and keep it (its model cache in DIR/cache), "
+                        "e.g. to compare with another build by bench/compare_builds.py")
     args = parser.parse_args()
     result = {"machine": machine.describe()}
     if args.warm:
@@ -64,7 +70,10 @@ def main() -> None:
         result["models"] = models(cache.cache_dir())
     else:
         with tempfile.TemporaryDirectory() as tmp:
-            out, cache_dir = Path(tmp) / "out", Path(tmp) / "cache"
+            where = args.keep.resolve() if args.keep else Path(tmp)
+            if args.keep and where.exists() and any(where.iterdir()):
+                parser.error(f"{where} is not empty: a cold build needs an empty folder")
+            out, cache_dir = where / "out", where / "cache"
             result["cold_build_seconds"], result["cold_ok"] = build(out, cache_dir)
             result["warm_rebuild_seconds"], result["warm_ok"] = build(out, cache_dir)
             result["models"] = models(cache_dir)

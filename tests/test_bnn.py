@@ -138,3 +138,21 @@ def test_noise_is_more_uncertain_than_digits(digits):
     mi_noise = metrics.mutual_information(sp_noise)
     assert mi_noise.mean() > mi_digits.mean()
     assert metrics.accuracy(sp_digits.mean(0), digits.labels[:200]) > 0.9
+
+
+def test_headline_metrics_are_kept_in_the_cache(monkeypatch):
+    """The results page and the CLI read the chapter's metrics from the cache; metrics
+    the chapter hands in are stored as they are instead of being computed again."""
+    config = replace(TINY, num_epochs=1, batch_size=1024)
+    first = bnn.headline_metrics(config)
+    assert 0.5 < first["bnn_accuracy"] <= 1 and first["bnn_train_seconds"] > 0
+
+    def no_prediction(*args, **kwargs):
+        raise AssertionError("predicted again")
+
+    monkeypatch.setattr(bnn, "predict_bnn", no_prediction)
+    assert bnn.headline_metrics(config) == first
+    given = {**first, "bnn_accuracy": 0.25}
+    handed_in = bnn.headline_metrics(replace(config, seed=1), evaluated=given)
+    assert handed_in["bnn_accuracy"] == 0.25
+    assert bnn.headline_metrics(replace(config, seed=1))["bnn_accuracy"] == 0.25

@@ -233,3 +233,12 @@ def test_plots_return_figures(mnist):
     probs = np.full((5, 10), 0.1)
     probs[:, 3] = 0.5
     assert isinstance(plots.inferred_labels(x[:5], probs, y[:5], ncols=3), Figure)
+
+
+def test_accuracy_at_counts_m1_time_first():
+    meta = {"m1_seconds": 50.0, "epoch_seconds": [6.0, 12.0, 18.0],
+            "epoch_test_accuracy": [0.90, 0.94, 0.95]}
+    assert S.accuracy_by_time(meta) == [(56.0, 0.90), (62.0, 0.94), (68.0, 0.95)]
+    assert S.accuracy_at(meta, 61.0) == (62.0, 0.94)
+    assert S.accuracy_at(meta, 10.0) == (56.0, 0.90)
+    assert S.accuracy_at(meta, 500.0) == (68.0, 0.95)  # training ended earlier

@@ -1,0 +1,31 @@
+"""The results page's tables: headline metrics beside the published values they compare
+with."""
+
+import pytest
+
+from bdl_src import regression, results
+
+
+def test_published_lookup_and_comparison():
+    assert results.published("bnn", results.PUBLISHED["bnn"][0][0]) == "1.32 %"
+    with pytest.raises(KeyError):
+        results.published("bnn", "no such value")
+    line = results.compared_with("SS-VAE test accuracy, 100 labels")
+    assert "3.33 %" in line and "11.97 %" in line and "Kingma et al. 2014" in line
+    assert results.compared_with("training time") == ""
+    table = results.published_table()
+    assert len(table) == sum(len(v) for v in results.PUBLISHED.values())
+
+
+def test_headline_table_reads_each_chapter(monkeypatch):
+    fake = {"mean_field intercept mean error (exact sd)": -0.02,
+            "mean_field slope mean error (exact sd)": 0.05,
+            "mean_field 90% coverage (held out)": 0.9,
+            "mean_field train seconds": 1.5}
+    monkeypatch.setattr(regression, "cli_run", lambda seed=0: fake)
+    monkeypatch.setattr(results, "CHAPTERS",
+                        [("Ch. 1 regression", "bdl_src.regression", results._regression)])
+    table = results.headline_table()
+    assert list(table.columns) == ["this build", "published"]
+    values = table.loc["Ch. 1 regression"]["this build"].tolist()
+    assert values == ["0.050", "90.00 %", "1.5 s"]
