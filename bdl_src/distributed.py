@@ -47,7 +47,14 @@ def device() -> torch.device:
     """The device of this process: its own GPU (by local rank) when there are GPUs."""
     if not torch.cuda.is_available():
         return torch.device("cpu")
-    return torch.device("cuda", local_rank()) if is_distributed() else torch.device("cuda")
+    if not is_distributed():
+        return torch.device("cuda")
+    if local_rank() >= torch.cuda.device_count():
+        raise RuntimeError(
+            f"process {local_rank()} of this machine has no GPU of its own (there are "
+            f"{torch.cuda.device_count()}): start one process per GPU (--nproc-per-node "
+            "gpu), or hide the GPUs (CUDA_VISIBLE_DEVICES=) to train on the CPU")
+    return torch.device("cuda", local_rank())
 
 
 def setup() -> None:

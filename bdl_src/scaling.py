@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @dataclass(frozen=True)
 class ScalingConfig:
-    """One timed run: the book's VAE on a slice of Fashion-MNIST."""
+    """One timed run on this machine's CPU: the book's VAE on a slice of Fashion-MNIST."""
 
     num_processes: int = 1  # processes torchrun starts on this machine
     threads: int = 0  # CPU threads per process; 0: this machine's cores / processes
@@ -62,7 +62,8 @@ def threads_per_process(config: ScalingConfig) -> int:
 
 def command(config: ScalingConfig, python: str = sys.executable) -> list[str]:
     """The command that runs ``config``: torchrun on this machine, this module in every
-    process (with ``OMP_NUM_THREADS`` set to ``threads_per_process``)."""
+    process (with ``OMP_NUM_THREADS`` set to ``threads_per_process`` and the GPUs
+    hidden)."""
     return [python, "-m", "torch.distributed.run", "--standalone",
             f"--nproc-per-node={config.num_processes}", "-m", "bdl_src.scaling",
             json.dumps(asdict(config), separators=(",", ":"))]
@@ -70,7 +71,7 @@ def command(config: ScalingConfig, python: str = sys.executable) -> list[str]:
 
 def command_line(config: ScalingConfig) -> str:
     """``command`` as one would type it in a shell, from the repository root."""
-    return (f"OMP_NUM_THREADS={threads_per_process(config)} "
+    return (f"CUDA_VISIBLE_DEVICES= OMP_NUM_THREADS={threads_per_process(config)} "
             + shlex.join(command(config, python="python")))
 
 
@@ -103,6 +104,7 @@ def measure(config: ScalingConfig = ScalingConfig(), refresh: bool = False) -> d
             env = {k: v for k, v in os.environ.items()
                    if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
             env.update(BDL_CACHE_DIR=tmp,  # the timed VAE never fills the real cache
+                       CUDA_VISIBLE_DEVICES="",  # a measurement of the CPU, GPUs or not
                        OMP_NUM_THREADS=str(threads_per_process(config)),
                        PYTHONPATH=os.pathsep.join(
                            [str(ROOT)] + env.get("PYTHONPATH", "").split(os.pathsep)))

@@ -105,6 +105,7 @@ def ddp_run(tmp_path_factory):
     out = tmp / "out"
     out.mkdir()
     env = {**os.environ, "BDL_CACHE_DIR": str(tmp / "cache"), "OMP_NUM_THREADS": "1",
+           "CUDA_VISIBLE_DEVICES": "",  # CPU processes (gloo), GPUs or not
            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
         env.pop(name, None)

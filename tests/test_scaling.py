@@ -11,7 +11,8 @@ TINY = scaling.ScalingConfig(num_processes=2, num_train=400, num_epochs=2,
 
 def test_command_line_is_torchrun_with_the_threads_shared_out():
     line = scaling.command_line(TINY)
-    assert line.startswith(f"OMP_NUM_THREADS={scaling.threads_per_process(TINY)} python "
+    threads = scaling.threads_per_process(TINY)
+    assert line.startswith(f"CUDA_VISIBLE_DEVICES= OMP_NUM_THREADS={threads} python "
                            "-m torch.distributed.run --standalone --nproc-per-node=2 "
                            "-m bdl_src.scaling '{")
     assert scaling.threads_per_process(TINY) == max(1, scaling.cpu_cores() // 2)
