@@ -62,8 +62,8 @@ def threads_per_process(config: ScalingConfig) -> int:
 
 def command(config: ScalingConfig, python: str = sys.executable) -> list[str]:
     """The command that runs ``config``: torchrun on this machine, this module in every
-    process (with ``OMP_NUM_THREADS`` set to ``threads_per_process`` and the GPUs
-    hidden)."""
+    process (with ``OMP_NUM_THREADS`` set to ``threads_per_process``, idle threads
+    sleeping and the GPUs hidden: see ``command_line``)."""
     return [python, "-m", "torch.distributed.run", "--standalone",
             f"--nproc-per-node={config.num_processes}", "-m", "bdl_src.scaling",
             json.dumps(asdict(config), separators=(",", ":"))]
@@ -72,7 +72,7 @@ def command(config: ScalingConfig, python: str = sys.executable) -> list[str]:
 def command_line(config: ScalingConfig) -> str:
     """``command`` as one would type it in a shell, from the repository root."""
     return (f"CUDA_VISIBLE_DEVICES= OMP_NUM_THREADS={threads_per_process(config)} "
-            + shlex.join(command(config, python="python")))
+            "OMP_WAIT_POLICY=PASSIVE " + shlex.join(command(config, python="python")))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -106,6 +106,8 @@ def measure(config: ScalingConfig = ScalingConfig(), refresh: bool = False) -> d
             env.update(BDL_CACHE_DIR=tmp,  # the timed VAE never fills the real cache
                        CUDA_VISIBLE_DEVICES="",  # a measurement of the CPU, GPUs or not
                        OMP_NUM_THREADS=str(threads_per_process(config)),
+                       # idle threads sleep rather than spin: fair if the CPU is busy
+                       OMP_WAIT_POLICY="PASSIVE",
                        PYTHONPATH=os.pathsep.join(
                            [str(ROOT)] + env.get("PYTHONPATH", "").split(os.pathsep)))
             start = time.perf_counter()

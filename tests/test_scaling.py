@@ -12,8 +12,8 @@ TINY = scaling.ScalingConfig(num_processes=2, num_train=400, num_epochs=2,
 def test_command_line_is_torchrun_with_the_threads_shared_out():
     line = scaling.command_line(TINY)
     threads = scaling.threads_per_process(TINY)
-    assert line.startswith(f"CUDA_VISIBLE_DEVICES= OMP_NUM_THREADS={threads} python "
-                           "-m torch.distributed.run --standalone --nproc-per-node=2 "
+    assert line.startswith(f"CUDA_VISIBLE_DEVICES= OMP_NUM_THREADS={threads} "
+                           "OMP_WAIT_POLICY=PASSIVE python -m torch.distributed.run --standalone --nproc-per-node=2 "
                            "-m bdl_src.scaling '{")
     assert scaling.threads_per_process(TINY) == max(1, scaling.cpu_cores() // 2)
 
