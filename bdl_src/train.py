@@ -155,7 +155,7 @@ def run_svi(model: Callable, guide: Callable, data: Sequence[torch.Tensor], *,
             epoch_callback: Callable[[int, TrainLog], None] | None = None) -> TrainLog:
     """Fit ``guide`` to ``model`` by stochastic variational inference.
 
-    Each step calls ``svi.step(*batch)`` where ``batch`` slices every tensor in ``data``.
+    Each step is ``svi_step(...)(*batch)``, ``batch`` slicing every tensor in ``data``.
     With ``num_steps`` the full batch is used ``num_steps`` times (one "epoch"); otherwise
     ``num_epochs`` passes over shuffled mini-batches of ``batch_size``. Models that see
     mini-batches must scale their likelihood to the full data set themselves: in a
