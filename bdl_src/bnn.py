@@ -29,7 +29,7 @@ from pyro.poutine.runtime import effectful
 from torch import nn
 from tqdm import tqdm
 
-from bdl_src import cache, metrics, train
+from bdl_src import cache, distributed, metrics, train
 from bdl_src.data import ImageData, load_images, train_val_split
 
 
@@ -277,18 +277,20 @@ def fit_twin(data: ImageData, config: BNNConfig = BNNConfig(), refresh: bool = F
         sched = torch.optim.lr_scheduler.ExponentialLR(optim, decay)
         steps = config.num_epochs * math.ceil(len(data) / config.batch_size)
         log = train.TrainLog()
+        parallel_net = distributed.wrap(net)  # under torchrun: gradients averaged
         with tqdm(total=steps, desc="twin", disable=not train.show_progress(),
                   dynamic_ncols=True) as bar:
             for _ in range(config.num_epochs):
                 epoch = []
                 for x, y in train.minibatches(xy, config.batch_size, gen):
-                    loss = F.cross_entropy(net(x), y)
+                    loss = F.cross_entropy(parallel_net(x), y)
                     optim.zero_grad()
                     loss.backward()
                     optim.step()
                     sched.step()
-                    log.losses.append(loss.item())
-                    epoch.append(loss.item())
+                    value = distributed.mean(loss.item())  # over the processes
+                    log.losses.append(value)
+                    epoch.append(value)
                     bar.update()
                 log.epoch_losses.append(sum(epoch) / len(epoch))
         meta = {"losses": log.losses, "epoch_losses": log.epoch_losses,

@@ -5,6 +5,9 @@ the source code of the modules that define and train it, and the torch and Pyro 
 Files are written to a temporary name and renamed, so an interrupted run never leaves a
 half-written entry; a digest of the tensors is stored beside them, and an entry that does
 not load or does not match its digest is retrained. Nothing is ever unpickled.
+
+In a distributed run (torchrun) every process trains, but only rank 0 writes the entry;
+the key then includes the number of processes, whose data order differs.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from bdl_src import distributed
+
 CACHE_ENV = "BDL_CACHE_DIR"
 REPO_CACHE = Path(__file__).resolve().parent.parent / ".model_cache"
 log = logging.getLogger(__name__)
@@ -37,10 +42,13 @@ def cache_dir() -> Path:
     return Path(os.environ.get(CACHE_ENV) or REPO_CACHE)
 
 
-def cache_key(name: str, config, code: Iterable[ModuleType]) -> str:
-    """A hex digest over the name, the config (a dataclass), the code and the versions."""
+def cache_key(name: str, config, code: Iterable[ModuleType], world_size: int = 1) -> str:
+    """A hex digest over the name, the config (a dataclass), the code and the versions,
+    and the number of processes that train together if more than one."""
     h = hashlib.sha256()
     cfg = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else config
+    if world_size > 1:
+        cfg = {"config": cfg, "world_size": world_size}
     h.update(json.dumps([name, cfg, torch.__version__, pyro.__version__],
                         sort_keys=True, default=str).encode())
     for module in code:
@@ -102,19 +110,34 @@ def fit_or_load(name: str, config, fit: Callable[[], tuple[State, dict]], *,
 
     ``fit`` returns the tensors to keep and a JSON-able dict (loss history, metrics).
     ``meta`` gains ``train_seconds`` (time spent in ``fit``) and ``from_cache``.
+
+    Distributed (torchrun): the entry is loaded only if every process finds it (on
+    several machines, point ``$BDL_CACHE_DIR`` at a shared folder); otherwise every
+    process runs ``fit`` (training together), rank 0 writes the entry, and every process
+    returns its own tensors (equal to rank 0's: DDP keeps them so) with rank 0's
+    ``meta`` (its clocks and evaluation), sent to the others once the entry is written.
     """
-    path = cache_dir() / f"{name}-{cache_key(name, config, code)}.safetensors"
-    _remove_orphans(path)
+    world, code = distributed.world_size(), list(code)
+    if world > 1:
+        code.append(distributed)
+    path = cache_dir() / f"{name}-{cache_key(name, config, code, world)}.safetensors"
+    if distributed.is_main():
+        _remove_orphans(path)
+    entry = None
     if path.exists() and not refresh:
         try:
-            state, meta = load_entry(path)
-            return state, {**meta, "from_cache": True}
+            entry = load_entry(path)
         except ValueError as err:
             log.warning("retraining %s: corrupt cache entry (%s)", name, err)
+    if distributed.all_true(entry is not None):
+        state, meta = entry
+        return state, {**meta, "from_cache": True}
     start = time.perf_counter()
     state, meta = fit()
     meta = {**meta, "train_seconds": time.perf_counter() - start}
-    save_entry(path, state, meta)
+    if distributed.is_main():
+        save_entry(path, state, meta)
+    meta = distributed.broadcast(meta)
     return state, {**meta, "from_cache": False}
 
 

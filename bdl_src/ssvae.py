@@ -27,7 +27,6 @@ import pyro.distributions as dist
 import torch
 from pyro import poutine
 from pyro.infer import (
-    SVI,
     Trace_ELBO,
     TraceEnum_ELBO,
     TraceMeanField_ELBO,
@@ -36,7 +35,7 @@ from pyro.infer import (
 from torch import nn
 from tqdm import tqdm
 
-from bdl_src import cache, train
+from bdl_src import cache, distributed, train
 from bdl_src.data import ImageData, load_images, train_val_split
 
 NUM_PIXELS, NUM_CLASSES = 784, 10
@@ -450,14 +449,15 @@ def train_ssvae(ssvae: SSVAE, data: SplitData, config: SSVAEConfig,
     gen = torch.Generator().manual_seed(config.seed)
     xu, xl, yl = data.unlabelled.images, data.labelled.images, data.labelled.labels
     num_data = len(xu) + len(xl)
-    steps_per_epoch = math.ceil(len(xu) / config.batch_size)
+    steps_per_epoch = train.num_batches(len(xu), config.batch_size)
     num_steps = config.num_epochs * steps_per_epoch
     # Adam, its learning rate decayed geometrically at every step (optim.step()).
     gamma = (config.final_lr / config.lr) ** (1 / max(num_steps - 1, 1))
     optim = pyro.optim.ExponentialLR({"optimizer": torch.optim.Adam,
                                       "optim_args": {"lr": config.lr}, "gamma": gamma})
-    svi = SVI(ssvae.model, ssvae.guide, optim,
-              loss=SSVAELoss(ssvae, alpha=config.alpha * num_data))
+    # SVI's step, or its data-parallel twin under torchrun (see bdl_src.train).
+    svi_step = train.svi_step(ssvae.model, ssvae.guide, optim,
+                              SSVAELoss(ssvae, alpha=config.alpha * num_data), config.seed)
     labelled = _labelled_batches(len(xl), min(config.labelled_batch_size, len(xl)), gen)
     log = {"losses": [], "epoch_val_accuracy": [], "epoch_test_accuracy": [],
            "epoch_seconds": [], "steps_per_epoch": steps_per_epoch}
@@ -468,10 +468,14 @@ def train_ssvae(ssvae: SSVAE, data: SplitData, config: SSVAEConfig,
             order = torch.randperm(len(xu), generator=gen).to(xu.device)
             for first in range(0, len(xu), config.batch_size):
                 u = order[first:first + config.batch_size]
-                idx = next(labelled).to(xl.device)
+                if len(u) < distributed.world_size():
+                    continue  # too few to share between the processes
+                # Distributed: each process takes its share of both batches.
+                u, idx = distributed.shard(u), distributed.shard(next(labelled))
+                idx = idx.to(xl.device)
                 step = len(log["losses"]) + 1
                 try:
-                    value = svi.step(xu[u], xl[idx], yl[idx]) / num_data
+                    value = svi_step(xu[u], xl[idx], yl[idx]) / num_data
                 except ValueError as err:  # Pyro's check of a distribution's arguments
                     if "invalid values" not in str(err):
                         raise
@@ -612,6 +616,8 @@ def fit_baseline(config: BaselineConfig = BaselineConfig(),
 
     Returns the whole classifier x -> logits (on the CPU, in eval mode) and a dict with
     the validation accuracy during training, the step kept and the ``test_accuracy``.
+    Under torchrun every process trains its own copy on all the labelled images (a few
+    seconds of plain PyTorch: not worth sharing); rank 0's is cached.
     """
     if config.features not in ("pixels", "m1"):
         raise ValueError(f"features must be 'pixels' or 'm1', got {config.features!r}")

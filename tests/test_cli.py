@@ -41,3 +41,33 @@ def test_train_regression_prints_metrics_and_uses_cache(capsys):
     assert "mean_field 90% coverage (held out)" in first
     assert cli.main(["train", "regression"]) == 0  # now from the cache
     assert capsys.readouterr().out == first
+
+
+def test_nproc_per_node_hands_over_to_torchrun(monkeypatch):
+    """--nproc-per-node launches torchrun's own entry point, which runs the same
+    command (without the launch options) in every process."""
+    from torch.distributed import run as torchrun
+
+    calls = []
+    monkeypatch.setattr(torchrun, "main", calls.append)
+    assert cli.main(["train", "vae", "--nproc-per-node", "2", "--seed", "3"]) == 0
+    assert calls == [["--nproc-per-node=2", "--nnodes=1", "--standalone", "-m", "bdl_src",
+                      "train", "vae", "--seed", "3"]]
+    calls.clear()
+    assert cli.main(["train", "bnn", "--nnodes", "2", "--nproc-per-node", "gpu",
+                     "--rdzv-endpoint", "node0:29400", "--refresh"]) == 0
+    assert calls == [["--nproc-per-node=gpu", "--nnodes=2", "--rdzv-backend=c10d",
+                      "--rdzv-endpoint=node0:29400", "--rdzv-id=bdl-bnn", "-m",
+                      "bdl_src", "train", "bnn", "--seed", "0", "--refresh"]]
+
+
+@pytest.mark.parametrize("argv, env", [
+    (["train", "vae", "--nnodes", "2"], {}),  # several machines need an endpoint
+    (["train", "vae", "--nproc-per-node", "2"], {"LOCAL_RANK": "0"}),  # launched twice
+])
+def test_bad_launch_options_are_refused(argv, env, monkeypatch, capsys):
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(argv)
+    assert exit_.value.code == 2 and "usage:" in capsys.readouterr().err
