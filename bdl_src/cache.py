@@ -109,7 +109,8 @@ def fit_or_load(name: str, config, fit: Callable[[], tuple[State, dict]], *,
     """Return ``(state, meta)`` from the cache, or call ``fit()`` and cache its result.
 
     ``fit`` returns the tensors to keep and a JSON-able dict (loss history, metrics).
-    ``meta`` gains ``train_seconds`` (time spent in ``fit``) and ``from_cache``.
+    ``meta`` gains ``train_seconds`` (time spent in ``fit``), ``config`` (so that an
+    entry says what it holds) and ``from_cache``.
 
     Distributed (torchrun): the entry is loaded only if every process finds it (on
     several machines, point ``$BDL_CACHE_DIR`` at a shared folder); otherwise every
@@ -134,7 +135,9 @@ def fit_or_load(name: str, config, fit: Callable[[], tuple[State, dict]], *,
         return state, {**meta, "from_cache": True}
     start = time.perf_counter()
     state, meta = fit()
-    meta = {**meta, "train_seconds": time.perf_counter() - start}
+    cfg = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else config
+    meta = {**meta, "train_seconds": time.perf_counter() - start,
+            "config": json.loads(json.dumps(cfg, default=str))}
     if distributed.is_main():
         save_entry(path, state, meta)
     meta = distributed.broadcast(meta)

@@ -39,19 +39,38 @@ def build(out: Path, cache_dir: Path) -> tuple[float, bool]:
     return time.perf_counter() - start, done.returncode == 0
 
 
+def _flat(d, prefix=""):
+    for k, v in (d.items() if isinstance(d, dict) else []):
+        if isinstance(v, dict):
+            yield from _flat(v, f"{prefix}{k}.")
+        else:
+            yield f"{prefix}{k}", v
+
+
 def models(cache_dir: Path) -> list[dict]:
-    rows = []
+    """One row per trained model in the cache: its training time and throughput. Entries
+    of one name are told apart by the settings in which their configs differ."""
+    entries = []
     for path in sorted(cache_dir.glob("*.safetensors")):
         try:
             _, meta = cache.load_entry(path)
         except ValueError:
             continue
+        if "examples_seen" not in meta:
+            continue  # a record of metrics or a measurement, not a trained model
+        entries.append((path.stem.rsplit("-", 1)[0], meta))
+    rows = []
+    for name, meta in entries:
+        config = dict(_flat(meta.get("config", {})))
+        others = [dict(_flat(m.get("config", {}))) for n, m in entries if n == name]
+        differ = {k: v for k, v in config.items() if any(o.get(k) != v for o in others)}
+        label = name + (f" ({', '.join(f'{k}={v}' for k, v in differ.items())})"
+                        if differ else "")
         # The training loop's own clock where the entry has one; else the whole fit's.
         seconds = next((meta[k] for k in ("seconds", "svi_seconds") if k in meta),
                        meta.get("train_seconds", float("nan")))
-        seen = meta.get("examples_seen")
-        rows.append({"entry": path.stem.rsplit("-", 1)[0], "train_seconds": seconds,
-                     "examples_per_second": seen / seconds if seen else None})
+        rows.append({"model": label, "train_seconds": seconds,
+                     "examples_per_second": meta["examples_seen"] / seconds})
     return rows
 
 
@@ -86,8 +105,8 @@ def main() -> None:
             print(f"{key:<34} {result[key]:.1f}")
     for row in result["models"]:
         rate = row["examples_per_second"]
-        print(f"train {row['entry']:<28} {row['train_seconds']:.1f} s"
-              + (f", {rate:,.0f} examples/s" if rate else ""))
+        print(f"train {row['model']:<28} {row['train_seconds']:.1f} s, "
+              f"{rate:,.0f} examples/s")
     for key, value in result["machine"].items():
         print(f"{key:<34} {value}")
     print(json.dumps(result, indent=2))
