@@ -3,7 +3,7 @@
     .venv/bin/python bench/compare_builds.py _build/html OTHER/_build/html
 
 Each page of the first build is read as text (scripts, styles and tags removed) and its
-numbers are compared, in order, with the same page of the second. Prints each page's
+numbers are aligned with those of the same page of the second (difflib). Prints each page's
 count of numbers and every difference with its surrounding words, so that timings (which
 differ between any two runs) are easy to tell from results (which must not).
 Exit status 0 when every number is equal, 1 otherwise.
@@ -12,6 +12,7 @@ Exit status 0 when every number is equal, 1 otherwise.
 from __future__ import annotations
 
 import argparse
+import difflib
 import re
 import sys
 from html.parser import HTMLParser
@@ -68,13 +69,18 @@ def compare(first: Path, second: Path) -> int:
             differences += 1
             continue
         a, b = numbers(page_text(page)), numbers(page_text(other))
-        diff = [(x, y) for x, y in zip(a, b) if x[0] != y[0]]
-        if len(a) != len(b):
-            print(f"{rel}: {len(a)} numbers against {len(b)}")
-            differences += 1
-        print(f"{rel}: {len(a)} numbers, {len(diff)} differ")
-        for (x, context), (y, _) in diff:
-            print(f"    {x} vs {y}   after: ...{context[-50:]}")
+        # Align the two sequences (a changed table must not shift every later number).
+        matcher = difflib.SequenceMatcher(a=[x for x, _ in a], b=[y for y, _ in b],
+                                          autojunk=False)
+        diff = []
+        for op, i1, i2, j1, j2 in matcher.get_opcodes():
+            if op != "equal":
+                diff.append((a[i1:i2], b[j1:j2]))
+        print(f"{rel}: {len(a)} numbers, {sum(len(x) for x, _ in diff)} differ")
+        for xs, ys in diff:
+            context = (xs or ys)[0][1]
+            print(f"    {' '.join(x for x, _ in xs) or '(none)'} vs "
+                  f"{' '.join(y for y, _ in ys) or '(none)'}   after: ...{context[-50:]}")
         differences += len(diff)
     return differences
 
