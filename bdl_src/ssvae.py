@@ -710,11 +710,14 @@ def accuracy_by_time(meta: dict) -> list[tuple[float, float]]:
             for seconds, acc in zip(meta["epoch_seconds"], meta["epoch_test_accuracy"])]
 
 
-def accuracy_at(meta: dict, seconds: float) -> tuple[float, float]:
-    """The first epoch's end at or after ``seconds`` of training (M1 included):
-    ``(its time, its test accuracy)``; the last epoch's if training ended earlier."""
+def accuracy_at(meta: dict, seconds: float) -> tuple[float, float, int]:
+    """Where training stood after ``seconds`` (M1's time included): ``(time, test
+    accuracy, epochs of M2)`` at the end of the last epoch finished by then, or of the
+    first epoch if even that one finished later."""
     timeline = accuracy_by_time(meta)
-    return next(((t, a) for t, a in timeline if t >= seconds), timeline[-1])
+    done = [i for i, (t, _) in enumerate(timeline) if t <= seconds]
+    i = done[-1] if done else 0
+    return (*timeline[i], i + 1)
 
 
 # --------------------------------------------------------------------------------------

@@ -239,6 +239,7 @@ def test_accuracy_at_counts_m1_time_first():
     meta = {"m1_seconds": 50.0, "epoch_seconds": [6.0, 12.0, 18.0],
             "epoch_test_accuracy": [0.90, 0.94, 0.95]}
     assert S.accuracy_by_time(meta) == [(56.0, 0.90), (62.0, 0.94), (68.0, 0.95)]
-    assert S.accuracy_at(meta, 61.0) == (62.0, 0.94)
-    assert S.accuracy_at(meta, 10.0) == (56.0, 0.90)
-    assert S.accuracy_at(meta, 500.0) == (68.0, 0.95)  # training ended earlier
+    assert S.accuracy_at(meta, 61.0) == (56.0, 0.90, 1)  # the last epoch done by then
+    assert S.accuracy_at(meta, 62.0) == (62.0, 0.94, 2)
+    assert S.accuracy_at(meta, 10.0) == (56.0, 0.90, 1)  # none done: the first
+    assert S.accuracy_at(meta, 500.0) == (68.0, 0.95, 3)  # training ended earlier
