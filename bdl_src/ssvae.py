@@ -111,34 +111,22 @@ class Classifier(nn.Module):
         return self.net(code)
 
 
-class Encoder(nn.Module):
-    """(code, y) -> loc, scale (..., z_dim) of q(z | code, y).
+class DigitConditioned(nn.Module):
+    """(x, y) -> loc, scale (..., out_dim) of a Normal given an input and a digit: M2's
+    style encoder q(z | code, y) (x = code) and its decoder p(code | z, y) (x = z).
 
-    The first layer is W_c code + W_y[y]: the code passes through W_c once per image,
-    however many digits ``y`` holds (ten when enumerated); broadcasting does the rest.
+    The first layer is W_x x + W_y[y]: x passes through W_x once per image, however
+    many digits ``y`` holds (ten when enumerated); broadcasting does the rest.
     """
 
-    def __init__(self, code_dim: int, z_dim: int, hidden_dim: int):
+    def __init__(self, in_dim: int, out_dim: int, hidden_dim: int):
         super().__init__()
-        self.fc_code = nn.Linear(code_dim, hidden_dim)
+        self.fc_x = nn.Linear(in_dim, hidden_dim)
         self.fc_y = nn.Embedding(NUM_CLASSES, hidden_dim)
-        self.out = nn.Linear(hidden_dim, 2 * z_dim)
+        self.out = nn.Linear(hidden_dim, 2 * out_dim)
 
-    def forward(self, code, y):
-        return loc_scale(self.out(torch.relu(self.fc_code(code) + self.fc_y(y))))
-
-
-class Decoder(nn.Module):
-    """(z, y) -> loc, scale (..., code_dim) of p(code | y, z)."""
-
-    def __init__(self, z_dim: int, code_dim: int, hidden_dim: int):
-        super().__init__()
-        self.fc_z = nn.Linear(z_dim, hidden_dim)
-        self.fc_y = nn.Embedding(NUM_CLASSES, hidden_dim)
-        self.out = nn.Linear(hidden_dim, 2 * code_dim)
-
-    def forward(self, z, y):
-        return loc_scale(self.out(torch.relu(self.fc_z(z) + self.fc_y(y))))
+    def forward(self, x, y):
+        return loc_scale(self.out(torch.relu(self.fc_x(x) + self.fc_y(y))))
 
 
 class _BernoulliLogProb(torch.autograd.Function):
@@ -234,8 +222,8 @@ class SSVAE(nn.Module):
         self.z_dim = z_dim
         self.num_labelled, self.num_unlabelled = num_labelled, num_unlabelled
         self.classifier = Classifier(m1.code_dim, hidden_dim)
-        self.encoder = Encoder(m1.code_dim, z_dim, hidden_dim)
-        self.decoder = Decoder(z_dim, m1.code_dim, hidden_dim)
+        self.encoder = DigitConditioned(m1.code_dim, z_dim, hidden_dim)  # q(z | code, y)
+        self.decoder = DigitConditioned(z_dim, m1.code_dim, hidden_dim)  # p(code | z, y)
 
     def scale(self, xs, ys) -> float:
         num_data = self.num_unlabelled if ys is None else self.num_labelled
