@@ -32,7 +32,7 @@ MODELS = {
     "regression": ("bdl_src.regression", "ch. 1: Bayesian linear regression (toy data)"),
     "bnn": ("bdl_src.bnn", "ch. 2: Bayesian neural network on MNIST"),
     "vae": ("bdl_src.vae", "ch. 3: variational autoencoder on Fashion-MNIST"),
-    "ssvae": ("bdl_src.ssvae", "ch. 4: semi-supervised VAE (M2) on MNIST"),
+    "ssvae": ("bdl_src.ssvae", "ch. 4: semi-supervised VAE (M1+M2) on MNIST"),
 }
 
 
