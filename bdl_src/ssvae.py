@@ -16,7 +16,6 @@ helpers classify, encode styles and write digits for the chapter's figures.
 
 from __future__ import annotations
 
-import itertools
 import math
 import sys
 import time
@@ -35,7 +34,7 @@ from pyro.infer import (
 from torch import nn
 from tqdm import tqdm
 
-from bdl_src import cache, distributed, train
+from bdl_src import cache, distributed, train, vae
 from bdl_src.data import ImageData, load_images, train_val_split
 
 NUM_PIXELS, NUM_CLASSES = 784, 10
@@ -83,16 +82,6 @@ class SSVAEConfig:
 # Networks
 
 
-def mlp(sizes: list[int]) -> nn.Sequential:
-    """Linear layers of the given widths with a ReLU between consecutive ones."""
-    layers: list[nn.Module] = []
-    for i, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
-        if i:
-            layers.append(nn.ReLU())
-        layers.append(nn.Linear(n_in, n_out))
-    return nn.Sequential(*layers)
-
-
 def loc_scale(out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Split a network's output into the loc and the scale of a Normal. The scale never
     falls below 1e-3, so no log density can blow up to infinity."""
@@ -105,7 +94,7 @@ class Classifier(nn.Module):
 
     def __init__(self, code_dim: int, hidden_dim: int):
         super().__init__()
-        self.net = mlp([code_dim, hidden_dim, NUM_CLASSES])
+        self.net = vae.mlp([code_dim, hidden_dim, NUM_CLASSES], nn.ReLU)
 
     def forward(self, code):
         return self.net(code)
@@ -174,8 +163,10 @@ class M1(nn.Module):
                  num_data: int | None = None):
         super().__init__()
         self.code_dim, self.num_data, self.kl_weight = code_dim, num_data, 1.0
-        self.encoder = mlp([NUM_PIXELS] + [hidden_dim] * num_layers + [2 * code_dim])
-        self.decoder = mlp([code_dim] + [hidden_dim] * num_layers + [NUM_PIXELS])
+        self.encoder = vae.mlp([NUM_PIXELS] + [hidden_dim] * num_layers + [2 * code_dim],
+                               nn.ReLU)
+        self.decoder = vae.mlp([code_dim] + [hidden_dim] * num_layers + [NUM_PIXELS],
+                               nn.ReLU)
 
     def scale(self, xs) -> float:
         return 1.0 if self.num_data is None else self.num_data / xs.shape[0]
@@ -348,15 +339,6 @@ def _split(config: SSVAEConfig, device=None) -> SplitData:
 # Training
 
 
-def check_finite(value: float, desc: str, step: int, epoch: int,
-                 cause: Exception | None = None) -> None:
-    """Raise ``FloatingPointError`` with a clear message if a loss is NaN or inf."""
-    if not math.isfinite(value):
-        raise FloatingPointError(
-            f"{desc}: the loss became {value} at step {step} (epoch {epoch}); lower "
-            "the learning rate or check the model's scales.") from cause
-
-
 def fit_m1(config: M1Config = M1Config(), num_val: int = 5000, num_train: int = 0,
            seed: int = 0, refresh: bool = False) -> tuple[M1, dict]:
     """Train M1 on every training image, labels unused (or load it from the cache).
@@ -399,7 +381,7 @@ def fit_m1(config: M1Config = M1Config(), num_val: int = 5000, num_train: int = 
     key = {"m1": asdict(config), "data": {"num_val": num_val, "num_train": num_train,
                                           "seed": seed}}
     state, meta = cache.fit_or_load("ssvae-m1", key, run, refresh=refresh,
-                                    code=[sys.modules[__name__], train])
+                                    code=[sys.modules[__name__], vae, train])
     m1 = M1(config.code_dim, config.hidden_dim, config.num_layers)
     m1.load_state_dict(state)
     return m1.eval(), meta
@@ -467,9 +449,9 @@ def train_ssvae(ssvae: SSVAE, data: SplitData, config: SSVAEConfig,
                 except ValueError as err:  # Pyro's check of a distribution's arguments
                     if "invalid values" not in str(err):
                         raise
-                    check_finite(math.nan, desc, step, epoch + 1, err)
+                    train.check_finite(math.nan, desc, step, epoch + 1, err)
                 optim.step()
-                check_finite(value, desc, step, epoch + 1)
+                train.check_finite(value, desc, step, epoch + 1)
                 log["losses"].append(value)
                 bar.update()
                 if len(log["losses"]) % 25 == 0:
@@ -517,7 +499,7 @@ def fit(config: SSVAEConfig = SSVAEConfig(),
         return state, meta
 
     state, meta = cache.fit_or_load("ssvae", config, run, refresh=refresh,
-                                    code=[sys.modules[__name__], train])
+                                    code=[sys.modules[__name__], vae, train])
     ssvae = build(config, m1)
     ssvae.load_state_dict(state, strict=False)
     return ssvae.eval(), {**meta, "m1_seconds": m1_meta["seconds"],
@@ -583,7 +565,7 @@ def train_baseline(net: nn.Module, x: torch.Tensor, y: torch.Tensor, val: ImageD
                      disable=not train.show_progress(), dynamic_ncols=True):
         idx = next(batches).to(x.device)
         loss = nn.functional.cross_entropy(net(x[idx]), y[idx])
-        check_finite(loss.item(), desc, step, 1)
+        train.check_finite(loss.item(), desc, step, 1)
         optim.zero_grad()
         loss.backward()
         optim.step()
@@ -640,7 +622,7 @@ def fit_baseline(config: BaselineConfig = BaselineConfig(),
         return {k: v.cpu() for k, v in net.state_dict().items()}, meta
 
     state, meta = cache.fit_or_load("ssvae-baseline", config, run, refresh=refresh,
-                                    code=[sys.modules[__name__], train])
+                                    code=[sys.modules[__name__], vae, train])
     net = CodeClassifier(M1(m1_cfg.code_dim, m1_cfg.hidden_dim, m1_cfg.num_layers),
                          config.hidden_dim)
     net.load_state_dict(state)

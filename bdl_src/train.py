@@ -57,6 +57,15 @@ def num_batches(n: int, batch_size: int) -> int:
     return full + (rest >= distributed.world_size())
 
 
+def check_finite(value: float, desc: str, step: int, epoch: int,
+                 cause: Exception | None = None) -> None:
+    """Raise ``FloatingPointError`` with a clear message if a loss is NaN or inf."""
+    if not math.isfinite(value):
+        raise FloatingPointError(
+            f"{desc}: the loss became {value} at step {step} (epoch {epoch}); lower "
+            "the learning rate or check the model's scales.") from cause
+
+
 def minibatches(tensors: Sequence[torch.Tensor], batch_size: int | None,
                 generator: torch.Generator):
     """Yield tuples of aligned slices in a fresh random order (or the full batch).
@@ -187,12 +196,7 @@ def run_svi(model: Callable, guide: Callable, data: Sequence[torch.Tensor], *,
             epoch_losses = []
             for batch in batches:
                 value = step(*batch)
-                if not math.isfinite(value):
-                    raise FloatingPointError(
-                        f"{desc}: the loss became {value} at step {len(log.losses) + 1} "
-                        f"(epoch {epoch + 1}); lower the learning rate or check the "
-                        "model's scales."
-                    )
+                check_finite(value, desc, len(log.losses) + 1, epoch + 1)
                 log.losses.append(value)
                 epoch_losses.append(value)
                 bar.update()

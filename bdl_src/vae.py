@@ -53,14 +53,14 @@ class EvalConfig:
     num_images: int = 0  # 0: every held-out image; n > 0: a seeded random subset of n
 
 
-def mlp(sizes: list[int]) -> nn.Sequential:
-    """Linear layers of the given widths with a GELU between consecutive ones.
+def mlp(sizes: list[int], activation: type[nn.Module] = nn.GELU) -> nn.Sequential:
+    """Linear layers of the given widths with an activation between consecutive ones.
 
-    GELU (a smooth ReLU) beat ReLU, SiLU and softplus on a validation split.
+    For this VAE, GELU (a smooth ReLU) beat ReLU, SiLU and softplus on a validation split.
     """
     layers: list[nn.Module] = [nn.Linear(sizes[0], sizes[1])]
     for n_in, n_out in zip(sizes[1:-1], sizes[2:]):
-        layers += [nn.GELU(), nn.Linear(n_in, n_out)]
+        layers += [activation(), nn.Linear(n_in, n_out)]
     return nn.Sequential(*layers)
 
 
