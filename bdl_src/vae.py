@@ -56,7 +56,7 @@ class EvalConfig:
 def mlp(sizes: list[int], activation: type[nn.Module] = nn.GELU) -> nn.Sequential:
     """Linear layers of the given widths with an activation between consecutive ones.
 
-    For this VAE, GELU (a smooth ReLU) beat ReLU, SiLU and softplus on a validation split.
+    Here GELU (a smooth ReLU) beat ReLU, SiLU and softplus on a validation split.
     """
     layers: list[nn.Module] = [nn.Linear(sizes[0], sizes[1])]
     for n_in, n_out in zip(sizes[1:-1], sizes[2:]):
