@@ -33,12 +33,14 @@ $(MATHJAX):
 # Any cell error or Sphinx warning fails the build, naming the page and the cell.
 book: $(STAMP) $(MATHJAX)
 	@mkdir -p _build
-	@set -o pipefail; $(VENV)/bin/jupyter-book build . --warningiserror --keep-going 2>&1 \
+	@set -o pipefail; $(VENV)/bin/jupyter-book build . --nitpick --warningiserror --keep-going 2>&1 \
 	  | tee _build/build.log || { echo; echo "BOOK BUILD FAILED. The problems, in order:"; \
 	  sed 's/\x1b\[[0-9;]*m//g' _build/build.log | grep -E "WARNING|ERROR|Error:|rror occurred" \
 	  | grep -v IPKernelApp | head -20; exit 1; }
 
+# Lint (ruff, pinned in requirements.txt; 88-character lines), then the test suite.
 test: $(STAMP)
+	$(VENV)/bin/ruff check bdl_src tests bench
 	$(PY) -m pytest
 
 # Cold build (empty model cache, fresh output), warm rebuild, peak memory, per-model

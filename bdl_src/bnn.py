@@ -4,34 +4,32 @@ The model (``BayesianMLP``) puts a Normal prior on every weight and bias of a
 two-hidden-layer perceptron and a categorical likelihood on the digit; the guide
 (``MeanFieldGuide``) is a hand-written mean-field Normal; ``LocalReparameterization``
 is an effect handler that makes SVI sample pre-activations instead of weights.
-``DeterministicMLP`` is the ordinary PyTorch twin. ``fit_bnn``/``fit_twin`` train
-through the checkpoint cache; ``predict_*`` return class probabilities that
-``bdl_src.metrics`` scores.
+``DeterministicMLP`` is the ordinary PyTorch twin. ``train_bnn`` (plain SVI) and
+``train_twin`` (a plain PyTorch loop) train them; ``predict_*`` return class
+probabilities that ``bdl_src.metrics`` scores. The book's runs of them, through the
+checkpoint cache, are in ``bdl_src.runs.bnn``.
 """
 
 from __future__ import annotations
 
 import math
-import sys
-import time
 import weakref
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import pyro
 import pyro.distributions as dist
 import torch
 import torch.nn.functional as F
 from pyro import poutine
-from pyro.infer import TraceMeanField_ELBO
+from pyro.infer import SVI, TraceMeanField_ELBO
 from pyro.nn import PyroModule, PyroSample
 from pyro.poutine.messenger import Messenger
 from pyro.poutine.runtime import effectful
 from torch import nn
-from tqdm import tqdm
 
-from bdl_src import cache, distributed, metrics, train
+from bdl_src import metrics
 from bdl_src.data import ImageData, load_images, train_val_split
-
+from bdl_src.train import check_finite, lr_decay, minibatches, num_batches, progress
 
 # --- the model -----------------------------------------------------------------------
 
@@ -188,7 +186,7 @@ class DeterministicMLP(nn.Module):
         return self.fc3(F.relu(self.fc2(F.relu(self.fc1(x)))))
 
 
-# --- configuration, data and fitting -------------------------------------------------
+# --- configuration, data and training ------------------------------------------------
 
 @dataclass(frozen=True)
 class BNNConfig:
@@ -220,90 +218,61 @@ def load_data(config: BNNConfig = BNNConfig()) -> dict[str, ImageData]:
             "fashion": load_images("fashion", train=False)}
 
 
-def _lr_decay(config: BNNConfig, num_train: int) -> float:
-    steps = config.num_epochs * math.ceil(num_train / config.batch_size)
-    return (config.lr_final / config.lr) ** (1 / steps)
+def train_bnn(model: BayesianMLP, guide: MeanFieldGuide, x: torch.Tensor,
+              y: torch.Tensor, config: BNNConfig) -> dict:
+    """Fit ``guide`` to ``model`` on images ``x`` (N, 784) and digits ``y`` (N,) by SVI
+    with the analytic KL and local reparameterisation, ``config.num_epochs`` passes of
+    shuffled mini-batches. Returns the loss (negative ELBO) of every step and the mean
+    loss of every epoch. Shown in book/bnn.md."""
+    pyro.clear_param_store()
+    pyro.set_rng_seed(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
+    num_steps = config.num_epochs * num_batches(len(x), config.batch_size)
+    lrd = lr_decay(config.lr, config.lr_final, num_steps)  # per-step decay factor
+
+    def adam_args(name):  # Pyro asks for each parameter's settings by its name
+        factor = config.scale_lr_factor if "rho" in name else 1.0
+        return {"lr": config.lr * factor, "lrd": lrd}
+
+    optim = pyro.optim.ClippedAdam(adam_args)
+    lr = LocalReparameterization()  # one handler for both, so the model sees q's draws
+    svi = SVI(lr(model), lr(guide), optim, loss=TraceMeanField_ELBO())
+    losses, epoch_losses = [], []
+    for epoch in progress(range(config.num_epochs), desc="BNN"):
+        first = len(losses)
+        for x_batch, y_batch in minibatches((x, y), config.batch_size, generator):
+            loss = svi.step(x_batch, y_batch)
+            check_finite(loss, "BNN", len(losses) + 1, epoch + 1)
+            losses.append(loss)
+        epoch_losses.append(sum(losses[first:]) / len(losses[first:]))
+    return {"losses": losses, "epoch_losses": epoch_losses}
 
 
-def fit_bnn(data: ImageData, config: BNNConfig = BNNConfig(), refresh: bool = False):
-    """Fit the mean-field guide by SVI (analytic KL, local reparameterisation), or load
-    the fit from the cache. Returns ``(model, guide, log)``."""
-    device = train.default_device()
-    num_data = round(len(data) / config.temperature)  # the tempered data-set size
-    model = BayesianMLP(num_data, config.hidden_dim, config.prior_scale).to(device)
-    guide = MeanFieldGuide(model, config.init_scale,
-                           torch.Generator().manual_seed(config.seed)).to(device)
-    xy = (data.images.to(device), data.labels.to(device))
-
-    def run():
-        lr = LocalReparameterization()
-        decay = _lr_decay(config, len(data))
-
-        def adam_args(name):
-            factor = config.scale_lr_factor if "rho" in name else 1.0
-            return {"lr": config.lr * factor, "lrd": decay}
-
-        optim = pyro.optim.ClippedAdam(adam_args)
-        log = train.run_svi(lr(model), lr(guide), xy, optim=optim,
-                            loss=TraceMeanField_ELBO(), num_epochs=config.num_epochs,
-                            batch_size=config.batch_size, seed=config.seed, desc="BNN")
-        meta = {"losses": log.losses, "epoch_losses": log.epoch_losses,
-                "seconds": log.seconds, "examples_seen": config.num_epochs * len(data)}
-        return cache.guide_state(guide), meta
-
-    key = {"config": asdict(config), "num_data": len(data)}
-    code = [sys.modules[__name__], train]
-    state, meta = cache.fit_or_load("bnn", key, run, code=code, refresh=refresh)
-    guide.load_state_dict(state)  # the guide is an nn.Module: its state is all it has
-    log = train.TrainLog(meta["losses"], meta["epoch_losses"], meta["seconds"])
-    return model, guide, log
-
-
-def fit_twin(data: ImageData, config: BNNConfig = BNNConfig(), refresh: bool = False):
+def train_twin(net: DeterministicMLP, x: torch.Tensor, y: torch.Tensor,
+               config: BNNConfig) -> dict:
     """Train the deterministic twin by minimising the cross-entropy with Adam, with the
-    BNN's data, batch size, epochs and learning-rate schedule; or load it from the
-    cache. Returns ``(net, log)``."""
-    device = train.default_device()
+    BNN's data, batch size, epochs and learning-rate schedule. Returns the loss of every
+    step and the mean loss of every epoch. Shown in book/bnn.md."""
     torch.manual_seed(config.seed)
-    net = DeterministicMLP(config.hidden_dim).to(device)
-    xy = (data.images.to(device), data.labels.to(device))
-
-    def run():
-        start = time.perf_counter()
-        torch.manual_seed(config.seed)
-        gen = torch.Generator().manual_seed(config.seed)
-        optim = torch.optim.Adam(net.parameters(), lr=config.lr)
-        decay = _lr_decay(config, len(data))
-        sched = torch.optim.lr_scheduler.ExponentialLR(optim, decay)
-        steps = config.num_epochs * math.ceil(len(data) / config.batch_size)
-        log = train.TrainLog()
-        parallel_net = distributed.wrap(net)  # under torchrun: gradients averaged
-        with tqdm(total=steps, desc="twin", disable=not train.show_progress(),
-                  dynamic_ncols=True) as bar:
-            for _ in range(config.num_epochs):
-                epoch = []
-                for x, y in train.minibatches(xy, config.batch_size, gen):
-                    loss = F.cross_entropy(parallel_net(x), y)
-                    optim.zero_grad()
-                    loss.backward()
-                    optim.step()
-                    sched.step()
-                    value = distributed.mean(loss.item())  # over the processes
-                    log.losses.append(value)
-                    epoch.append(value)
-                    bar.update()
-                log.epoch_losses.append(sum(epoch) / len(epoch))
-        meta = {"losses": log.losses, "epoch_losses": log.epoch_losses,
-                "seconds": time.perf_counter() - start,
-                "examples_seen": config.num_epochs * len(data)}
-        return {k: v.detach().clone() for k, v in net.state_dict().items()}, meta
-
-    key = {"config": asdict(config), "num_data": len(data)}
-    code = [sys.modules[__name__], train]
-    state, meta = cache.fit_or_load("bnn_twin", key, run, code=code, refresh=refresh)
-    net.load_state_dict(state)
-    net.eval()
-    return net, train.TrainLog(meta["losses"], meta["epoch_losses"], meta["seconds"])
+    generator = torch.Generator().manual_seed(config.seed)
+    num_steps = config.num_epochs * num_batches(len(x), config.batch_size)
+    optim = torch.optim.Adam(net.parameters(), lr=config.lr)
+    schedule = torch.optim.lr_scheduler.ExponentialLR(
+        optim, lr_decay(config.lr, config.lr_final, num_steps))
+    losses, epoch_losses = [], []
+    for epoch in progress(range(config.num_epochs), desc="twin"):
+        first = len(losses)
+        for x_batch, y_batch in minibatches((x, y), config.batch_size, generator):
+            loss = F.cross_entropy(net(x_batch), y_batch)
+            optim.zero_grad()
+            loss.backward()
+            optim.step()
+            schedule.step()
+            value = loss.item()
+            check_finite(value, "twin", len(losses) + 1, epoch + 1)
+            losses.append(value)
+        epoch_losses.append(sum(losses[first:]) / len(losses[first:]))
+    return {"losses": losses, "epoch_losses": epoch_losses}
 
 
 # --- prediction ----------------------------------------------------------------------
@@ -363,40 +332,3 @@ def evaluate(sample_probs: dict, twin_probs: dict, data: dict,
     mi = {k: metrics.mutual_information(v) for k, v in sample_probs.items()}
     out["bnn_auroc_mi"] = metrics.auroc(mi["test"], mi["fashion"])
     return out
-
-
-BOOK_NUM_SAMPLES = 100  # posterior samples behind every BNN prediction in the book
-
-
-def headline_metrics(config: BNNConfig = BNNConfig(), refresh: bool = False,
-                     evaluated: dict | None = None) -> dict:
-    """``evaluate``'s metrics of both networks, with ``BOOK_NUM_SAMPLES`` posterior
-    samples drawn with ``config.seed``, plus their training times.
-
-    The metrics are kept in the checkpoint cache, so the results page and the CLI do not
-    predict again. The chapter passes the metrics it has just computed with these very
-    settings as ``evaluated``, which are then stored instead of computed twice.
-    """
-    data = load_data(config)
-    model, guide, bnn_log = fit_bnn(data["train"], config, refresh=refresh)
-    net, twin_log = fit_twin(data["train"], config, refresh=refresh)
-
-    def run():
-        if evaluated is not None:
-            return {}, evaluated
-        sample_probs = {k: predict_bnn(model, guide, data[k].images, BOOK_NUM_SAMPLES,
-                                       config.seed) for k in ("test", "fashion")}
-        twin_probs = {k: predict_twin(net, data[k].images) for k in ("test", "fashion")}
-        return {}, evaluate(sample_probs, twin_probs, data)
-
-    key = {"config": asdict(config), "num_samples": BOOK_NUM_SAMPLES}
-    _, meta = cache.fit_or_load("bnn-metrics", key, run, refresh=refresh,
-                                code=[sys.modules[__name__], metrics, train])
-    return {k: meta[k] for k in meta if k not in ("train_seconds", "from_cache")} | {
-        "bnn_train_seconds": bnn_log.seconds, "twin_train_seconds": twin_log.seconds}
-
-
-def cli_run(seed: int = 0, refresh: bool = False) -> dict:
-    """Train (or load) both networks with the book's configuration, evaluate them on
-    MNIST test and Fashion-MNIST test, and return the headline metrics."""
-    return headline_metrics(BNNConfig(seed=seed), refresh=refresh)

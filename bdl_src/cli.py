@@ -1,4 +1,5 @@
-"""Command line: train (or load from the cache) each chapter's model and print its metrics.
+"""Command line: train (or load from the cache) each chapter's model and print its
+metrics.
 
     python -m bdl_src --help
     python -m bdl_src list
@@ -6,14 +7,17 @@
     python -m bdl_src train vae --nproc-per-node 2           # data-parallel, torchrun
     torchrun --standalone --nproc-per-node 2 -m bdl_src train vae    # the same
 
-Each chapter module that the CLI can train defines ``cli_run(seed, refresh)``: it trains
-or loads the chapter's models with their book configuration (progress bar on a terminal)
-and returns the headline metrics as a dict.
+Each module of ``bdl_src.runs`` defines ``cli_run(seed, refresh)``: it trains or loads
+the chapter's models with their book configuration (progress bar on a terminal) and
+returns the headline metrics as a dict. Expected failures (missing or corrupt data, an
+unwritable cache folder, a loss that became NaN) print one line and exit with status 1;
+``--verbose`` shows the traceback too.
 
-With ``--nproc-per-node`` (and ``--nnodes``, ``--rdzv-endpoint`` for several machines) the
-command hands over to torchrun's own entry point, ``torch.distributed.run``, which starts
-one process per GPU (or the number given) running ``python -m bdl_src train ...``; they
-train together (``bdl_src.distributed``), and only rank 0 prints and writes the cache.
+With ``--nproc-per-node`` (and ``--nnodes``, ``--rdzv-endpoint`` for several machines)
+the command hands over to torchrun's own entry point, ``torch.distributed.run``, which
+starts one process per GPU (or the number given) running ``python -m bdl_src train
+...``; they train together inside ``distributed.data_parallel()``, and only rank 0
+prints and writes the cache.
 """
 
 from __future__ import annotations
@@ -26,14 +30,22 @@ import os
 import sys
 
 from bdl_src import distributed
+from bdl_src.cache import CacheError
+from bdl_src.data import DatasetError
 
-# name -> (module, what it trains)
+# name -> (module of its runs, what it trains)
 MODELS = {
-    "regression": ("bdl_src.regression", "ch. 1: Bayesian linear regression (toy data)"),
-    "bnn": ("bdl_src.bnn", "ch. 2: Bayesian neural network on MNIST"),
-    "vae": ("bdl_src.vae", "ch. 3: variational autoencoder on Fashion-MNIST"),
-    "ssvae": ("bdl_src.ssvae", "ch. 4: semi-supervised VAE (M1+M2) on MNIST"),
+    "regression": ("bdl_src.runs.regression",
+                   "ch. 1: Bayesian linear regression (toy data)"),
+    "bnn": ("bdl_src.runs.bnn", "ch. 2: Bayesian neural network on MNIST"),
+    "vae": ("bdl_src.runs.vae", "ch. 3: variational autoencoder on Fashion-MNIST"),
+    "ssvae": ("bdl_src.runs.ssvae", "ch. 4: semi-supervised VAE (M1+M2) on MNIST"),
 }
+# Full-batch models whose likelihood is not scaled by the batch: under torchrun every
+# process uses all the data (see distributed.data_parallel).
+FULL_BATCH = {"regression"}
+# Failures a user can fix: reported in one line, without a traceback.
+EXPECTED = (DatasetError, CacheError, FloatingPointError, OSError)
 
 
 def available() -> dict[str, str]:
@@ -60,6 +72,8 @@ def parser() -> argparse.ArgumentParser:
                                                        "book)")
     t.add_argument("--refresh", action="store_true",
                    help="retrain even if the cache holds this model")
+    t.add_argument("--verbose", action="store_true",
+                   help="on an error, show the full traceback too")
     d = t.add_argument_group(
         "data-parallel training (torchrun's options; see the book's 'Scaling up')")
     d.add_argument("--nproc-per-node", metavar="N",
@@ -116,7 +130,13 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     module = importlib.import_module(MODELS[args.model][0])
     try:
-        metrics = module.cli_run(seed=args.seed, refresh=args.refresh)
+        with distributed.data_parallel(shard=args.model not in FULL_BATCH):
+            metrics = module.cli_run(seed=args.seed, refresh=args.refresh)
+    except EXPECTED as err:
+        if args.verbose:
+            logging.getLogger(__name__).exception("training %s failed", args.model)
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     finally:
         distributed.cleanup()
     if not main_process:

@@ -1,22 +1,37 @@
-"""Data parallelism with ``torch.distributed``: the glue between torchrun and the SVI loop.
+"""Data parallelism with ``torch.distributed``: the one module that knows about it.
 
-Launched by torchrun (``torchrun --nproc-per-node 2 -m bdl_src train vae``, or
-``python -m bdl_src train vae --nproc-per-node 2``), every process reads its rank from the
-environment torchrun sets (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``), joins the process
-group (gloo on CPUs, NCCL on GPUs) and takes its share of every mini-batch. Gradients are
-averaged by ``torch.nn.parallel.DistributedDataParallel`` (see ``train.svi_step``).
+The chapters' training loops are plain Pyro, the same for one process and many. Launched
+by torchrun (``torchrun --nproc-per-node 2 -m bdl_src train vae``, or ``python -m
+bdl_src train vae --nproc-per-node 2``), the CLI runs them inside ``data_parallel()``,
+which changes three things from outside, and only while it is active:
 
-Without torchrun (``WORLD_SIZE`` unset or 1) every function here is a no-op: the
-single-process path draws the same random numbers and computes the same bits as before.
+* ``SVI.step`` takes this process's share of every tensor it is given (the batches are
+  drawn alike in every process), averages the gradients over the processes before Pyro's
+  optimiser steps (one all-reduce per step), and returns the loss averaged over them.
+  The models scale a mini-batch to the whole data set by the batch they see, so the
+  averaged gradient estimates the full ELBO's. Each process samples its own noise.
+* the checkpoint cache (``bdl_src.cache.POLICY``): an entry is loaded only if every
+  process finds it, only rank 0 writes, and the key includes the number of processes.
+* progress bars show in rank 0 only.
+
+Plain-PyTorch loops (chapter 2's deterministic twin, chapter 4's baselines, a few
+seconds each) are not sharded: every process trains its own copy, alike.
+Without torchrun (``WORLD_SIZE`` unset or 1) nothing here changes anything.
 """
 
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from datetime import timedelta
 
+import pyro
 import torch
 import torch.distributed as dist
+from pyro import poutine
+from pyro.infer.util import zero_grads
+
+from bdl_src import cache, train
 
 
 def world_size() -> int:
@@ -52,8 +67,9 @@ def device() -> torch.device:
     if local_rank() >= torch.cuda.device_count():
         raise RuntimeError(
             f"process {local_rank()} of this machine has no GPU of its own (there are "
-            f"{torch.cuda.device_count()}): start one process per GPU (--nproc-per-node "
-            "gpu), or hide the GPUs (CUDA_VISIBLE_DEVICES=) to train on the CPU")
+            f"{torch.cuda.device_count()}): start one process per GPU "
+            "(--nproc-per-node gpu), or hide the GPUs (CUDA_VISIBLE_DEVICES=) to "
+            "train on the CPU")
     return torch.device("cuda", local_rank())
 
 
@@ -78,21 +94,6 @@ def barrier() -> None:
         dist.barrier()
 
 
-def shard(index: torch.Tensor) -> torch.Tensor:
-    """This process's share of a batch of indices that every process drew alike.
-
-    The batch is cut into ``world_size()`` nearly equal contiguous parts; process r takes
-    part r. Every process must get at least one index: callers skip batches with fewer
-    indices than processes (see ``train.minibatches``).
-    """
-    if not is_distributed():
-        return index
-    if len(index) < world_size():
-        raise ValueError(f"a batch of {len(index)} cannot be shared by {world_size()} "
-                         "processes")
-    return torch.tensor_split(index, world_size())[rank()]
-
-
 def rank_seed(seed: int) -> int:
     """A different seed per process for the noise of the ELBO estimates (the data order
     is drawn from ``seed`` itself, alike in every process). Rank 0 keeps ``seed``."""
@@ -110,7 +111,8 @@ def mean(value: float) -> float:
 
 
 def all_true(flag: bool) -> bool:
-    """True if ``flag`` holds in every process (e.g. every process finds a cache entry)."""
+    """True if ``flag`` holds in every process (e.g. every process finds a cache
+    entry)."""
     if not is_distributed():
         return flag
     setup()
@@ -129,13 +131,99 @@ def broadcast(obj):
     return box[0]
 
 
-def wrap(module: torch.nn.Module) -> torch.nn.Module:
-    """``module`` inside ``DistributedDataParallel``: its parameters start from rank 0's
-    values, and every backward pass averages their gradients over the processes.
-    Returned unchanged in a single process."""
+def share(tensor: torch.Tensor) -> torch.Tensor:
+    """This process's part of a tensor that every process holds alike: the first
+    dimension cut into ``world_size()`` nearly equal contiguous parts, part ``rank()``.
+    Scalars and tensors with fewer rows than processes are shared whole."""
+    if not is_distributed() or tensor.dim() == 0 or len(tensor) < world_size():
+        return tensor
+    return torch.tensor_split(tensor, world_size())[rank()]
+
+
+def _all_reduce_mean(tensors: list[torch.Tensor]) -> None:
+    """Average ``tensors`` in place over the processes, in one flat all-reduce."""
+    flat = torch.cat([t.reshape(-1) for t in tensors])
+    dist.all_reduce(flat)
+    flat /= world_size()
+    offset = 0
+    for t in tensors:
+        t.copy_(flat[offset:offset + t.numel()].view_as(t))
+        offset += t.numel()
+
+
+def _params(trace) -> dict[str, torch.Tensor]:
+    """The unconstrained parameters a traced step used, by name (the same order in
+    every process)."""
+    return {name: site["value"].unconstrained() for name, site in
+            sorted(trace.nodes.items()) if site["type"] == "param"}
+
+
+def make_step(shard: bool = True):
+    """``SVI.step`` for one process of a data-parallel run (see the module
+    docstring)."""
+
+    def step(svi, *args, **kwargs):
+        if shard:
+            args = tuple(share(a) if isinstance(a, torch.Tensor) else a for a in args)
+        if not getattr(svi, "_data_parallel_ready", False):
+            # Create the parameters, give every process rank 0's values, then let each
+            # process draw its own noise.
+            # (with gradients: some losses refuse to run without them)
+            with poutine.trace(param_only=True) as tr:
+                svi.loss(svi.model, svi.guide, *args, **kwargs)
+            for p in _params(tr.trace).values():
+                with torch.no_grad():
+                    dist.broadcast(p.data, src=0)
+            pyro.set_rng_seed(rank_seed(torch.initial_seed()))
+            svi._data_parallel_ready = True
+        with poutine.trace(param_only=True) as tr:
+            loss = svi.loss_and_grads(svi.model, svi.guide, *args, **kwargs)
+        params = list(_params(tr.trace).values())
+        for p in params:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+        with torch.no_grad():
+            _all_reduce_mean([p.grad for p in params])
+        svi.optim(params)
+        zero_grads(params)
+        return mean(float(loss))
+
+    return step
+
+
+class DistributedPolicy(cache.LocalPolicy):
+    """The cache in a data-parallel run: found only if found by all, written by rank 0
+    (every process gets its metadata), keyed by the number of processes."""
+
+    def __init__(self):
+        self.key_extra = {"world_size": world_size()}
+
+    def agree(self, found: bool) -> bool:
+        return all_true(found)
+
+    def writes(self) -> bool:
+        return is_main()
+
+    def share(self, meta: dict) -> dict:
+        return broadcast(meta)
+
+
+@contextmanager
+def data_parallel(shard: bool = True):
+    """Train data-parallel inside this block when torchrun started several processes
+    (a no-op otherwise). ``shard=False`` for full-batch models whose likelihood is not
+    scaled by the batch (chapter 1): every process then uses all the data, and the
+    averaged gradient only has less noise."""
     if not is_distributed():
-        return module
+        yield
+        return
     setup()
-    dev = device()
-    return torch.nn.parallel.DistributedDataParallel(
-        module, device_ids=[dev.index] if dev.type == "cuda" else None)
+    saved = pyro.infer.SVI.step, cache.POLICY, train.show_progress
+    pyro.infer.SVI.step = make_step(shard)
+    cache.POLICY = DistributedPolicy()
+    if not is_main():
+        train.show_progress = lambda: False
+    try:
+        yield
+    finally:
+        pyro.infer.SVI.step, cache.POLICY, train.show_progress = saved

@@ -1,26 +1,25 @@
 """Chapter 1: Bayesian linear regression, the four steps of Bayesian modeling in Pyro.
 
-Toy data with known truth, the model (``BayesianRegression``) and its heavy-tailed rewrite
-(``RobustRegression``), a hand-written mean-field guide, SVI fitting through the shared
-loop and cache, the exact posterior, and the posterior predictive checks.
+Toy data with known truth, the model (``BayesianRegression``) and its heavy-tailed
+rewrite (``RobustRegression``), a hand-written mean-field guide, the SVI loop that fits
+a guide (``train``), the exact posterior, and the posterior predictive checks.
 """
 
 from __future__ import annotations
 
 import math
-import sys
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import pyro
 import pyro.distributions as dist
 import torch
 from pyro.distributions import constraints
-from pyro.infer import Predictive, Trace_ELBO
+from pyro.infer import SVI, Predictive, Trace_ELBO
 from pyro.infer.autoguide import AutoNormal
 from pyro.nn import PyroModule, PyroSample
 
-from bdl_src import cache, train
+from bdl_src.train import check_finite, lr_decay, progress
 
 
 @dataclass(frozen=True)
@@ -30,7 +29,8 @@ class ToyConfig:
     intercept: float = 1.0
     slope: float = 2.0
     noise: float = 0.8  # scale of the noise
-    noise_df: float | None = None  # None: Gaussian noise; a number: Student-t with that df
+    # None: Gaussian noise; a number: Student-t with that df
+    noise_df: float | None = None
     num_train: int = 200
     num_test: int = 1000  # held out for the coverage checks
     seed: int = 0
@@ -55,7 +55,8 @@ def make_toy_data(config: ToyConfig = ToyConfig()) -> ToyData:
     else:  # Student-t: a normal divided by the root of a scaled chi-square
         chi2 = torch.distributions.Chi2(config.noise_df)
         torch.manual_seed(config.seed)  # Chi2 has no generator argument
-        eps = torch.randn(n, generator=gen) / (chi2.sample((n,)) / config.noise_df).sqrt()
+        eps = (torch.randn(n, generator=gen)
+               / (chi2.sample((n,)) / config.noise_df).sqrt())
     y = config.intercept + config.slope * x + config.noise * eps
     k = config.num_train
     return ToyData(x[:k], y[:k], x[k:], y[k:], config)
@@ -76,7 +77,8 @@ class BayesianRegression(PyroModule):
         self.sigma = PyroSample(dist.HalfNormal(noise_scale))
 
     def forward(self, x, y=None):
-        # Read the priors' samples outside the plate: inside it they would be drawn per point.
+        # Read the priors' samples outside the plate: inside it they would be drawn per
+        # point.
         intercept, slope, sigma = self.intercept, self.slope, self.sigma
         mean = intercept + slope * x
         with pyro.plate("data", x.shape[-1]):
@@ -84,10 +86,11 @@ class BayesianRegression(PyroModule):
 
 
 class RobustRegression(BayesianRegression):
-    """The rewrite for heavy-tailed noise: y_i ~ StudentT(df, intercept + slope x_i, sigma).
+    """The rewrite for heavy-tailed noise: y_i ~ StudentT(df, intercept + slope x_i,
+    sigma).
 
-    The degrees of freedom are learned too: df ~ Gamma(2, 0.1), whose mean of 20 is close
-    to Gaussian while leaving room for tails as heavy as the data demand.
+    The degrees of freedom are learned too: df ~ Gamma(2, 0.1), whose mean of 20 is
+    close to Gaussian while leaving room for tails as heavy as the data demand.
     """
 
     def __init__(self, prior_scale: float = 5.0, noise_scale: float = 2.0):
@@ -133,40 +136,36 @@ class FitConfig:
 def build(config: FitConfig):
     """The (model, guide) pair that ``config`` names."""
     if config.model == "student" and config.guide == "mean_field":
-        raise ValueError("mean_field_guide has no site for df: fit the robust model with "
-                         "guide='auto'")
-    model = {"gaussian": BayesianRegression, "student": RobustRegression}[config.model]()
-    return model, (mean_field_guide if config.guide == "mean_field" else AutoNormal(model))
+        raise ValueError("mean_field_guide has no site for df: fit the robust model "
+                         "with guide='auto'")
+    model = {"gaussian": BayesianRegression,
+             "student": RobustRegression}[config.model]()
+    return model, (mean_field_guide if config.guide == "mean_field"
+                   else AutoNormal(model))
 
 
-def fit(data: ToyData, config: FitConfig = FitConfig(), refresh: bool = False
-        ) -> tuple[PyroModule, object, train.TrainLog]:
-    """Fit by SVI with ``Trace_ELBO``, or load the fit from the checkpoint cache."""
-    model, guide = build(config)
-    xy = (data.x_train, data.y_train)
-
-    def run():
-        optim = pyro.optim.ClippedAdam({"lr": config.lr,
-                                        "lrd": 0.002 ** (1 / config.num_steps)})
-        elbo = Trace_ELBO(num_particles=config.num_particles, vectorize_particles=True,
-                          max_plate_nesting=1)
-        log = train.run_svi(model, guide, xy, optim=optim, loss=elbo,
-                            num_steps=config.num_steps, seed=config.seed,
-                            desc=f"regression {config.model}/{config.guide}")
-        return cache.guide_state(guide), {"losses": log.losses, "seconds": log.seconds,
-                                          "examples_seen": config.num_steps * len(xy[0])}
-
-    key = {"fit": asdict(config), "data": asdict(data.config)}
-    state, meta = cache.fit_or_load(f"regression_{config.model}_{config.guide}", key, run,
-                                    code=[sys.modules[__name__], train], refresh=refresh)
-    guide = cache.restore_guide(guide, state, *xy)
-    log = train.TrainLog(losses=meta["losses"], epoch_losses=[meta["losses"][-1]],
-                         seconds=meta["seconds"])
-    return model, guide, log
+def train(model, guide, x: torch.Tensor, y: torch.Tensor, config: FitConfig) -> list:
+    """Fit ``guide`` to ``model`` on the data ``(x, y)`` by SVI; return the loss (the
+    negative ELBO) of every step. Shown in book/bayesian_modeling.md."""
+    pyro.clear_param_store()
+    pyro.set_rng_seed(config.seed)
+    optim = pyro.optim.ClippedAdam(
+        {"lr": config.lr,
+         "lrd": lr_decay(config.lr, 2e-3 * config.lr, config.num_steps)})
+    elbo = Trace_ELBO(num_particles=config.num_particles, vectorize_particles=True,
+                      max_plate_nesting=1)
+    svi = SVI(model, guide, optim, loss=elbo)
+    losses = []
+    for step in progress(range(config.num_steps), desc="regression"):
+        loss = svi.step(x, y)
+        check_finite(loss, "regression", step + 1)
+        losses.append(loss)
+    return losses
 
 
 def prior_samples(model, x, num_samples: int = 500, seed: int = 0) -> dict:
-    """Samples of every site from the prior (no guide): the prior predictive at ``x``."""
+    """Samples of every site from the prior (no guide): the prior predictive at
+    ``x``."""
     pyro.set_rng_seed(seed)
     with torch.no_grad():
         return Predictive(model, num_samples=num_samples, parallel=True)(x)
@@ -179,13 +178,15 @@ def posterior_samples(model, guide, x, num_samples: int = 4000, seed: int = 0) -
     predictive = Predictive(model, guide=guide, num_samples=num_samples, parallel=True,
                             return_sites=["intercept", "slope", "sigma", "df", "obs"])
     with torch.no_grad():
-        return {k: v.reshape(num_samples, -1).squeeze(-1) for k, v in predictive(x).items()}
+        return {k: v.reshape(num_samples, -1).squeeze(-1)
+                for k, v in predictive(x).items()}
 
 
 def coverage(samples: torch.Tensor, y: torch.Tensor, level: float) -> float:
     """Share of ``y`` inside the central ``level`` interval of predictive ``samples``
     (shape (S, N))."""
-    lo, hi = torch.quantile(samples, torch.tensor([(1 - level) / 2, (1 + level) / 2]), dim=0)
+    lo, hi = torch.quantile(samples, torch.tensor([(1 - level) / 2, (1 + level) / 2]),
+                            dim=0)
     return ((y >= lo) & (y <= hi)).float().mean().item()
 
 
@@ -200,11 +201,11 @@ def exact_posterior(x, y, prior_scale: float = 5.0, noise_scale: float = 2.0,
     """The exact posterior of ``BayesianRegression`` by one-dimensional quadrature.
 
     Given sigma the model is conjugate: (intercept, slope) | sigma, y is Gaussian with a
-    closed form, and so is the marginal likelihood p(y | sigma). Weighting a fine grid of
-    sigma values by prior x marginal likelihood gives p(sigma | y) and, as a mixture of
-    those Gaussians, the exact marginals of intercept and slope.
-    Returns the means and standard deviations of the three parameters, the sigma grid with
-    its weights, and the per-grid-point Gaussian means and covariances.
+    closed form, and so is the marginal likelihood p(y | sigma). Weighting a fine grid
+    of sigma values by prior x marginal likelihood gives p(sigma | y) and, as a mixture
+    of those Gaussians, the exact marginals of intercept and slope.
+    Returns the means and standard deviations of the three parameters, the sigma grid
+    with its weights, and the per-grid-point Gaussian means and covariances.
     """
     x, y = x.double(), y.double()
     X = torch.stack([torch.ones_like(x), x], dim=-1)  # (N, 2)
@@ -215,7 +216,8 @@ def exact_posterior(x, y, prior_scale: float = 5.0, noise_scale: float = 2.0,
     sig = torch.logspace(math.log10(0.02 * s), math.log10(30.0 * s), grid_size,
                          dtype=torch.float64)  # (G,)
     s2 = sig.pow(2)[:, None, None]
-    prec = X.T @ X / s2 + torch.eye(2, dtype=torch.float64) / prior_scale**2  # (G, 2, 2)
+    prec = (X.T @ X / s2
+            + torch.eye(2, dtype=torch.float64) / prior_scale**2)  # (G, 2, 2)
     cov = torch.linalg.inv(prec)
     xty = X.T @ y
     mean = (cov @ xty) / sig.pow(2)[:, None]  # (G, 2)
@@ -233,20 +235,24 @@ def exact_posterior(x, y, prior_scale: float = 5.0, noise_scale: float = 2.0,
     sig_mean = (w * sig).sum()
     sig_sd = ((w * sig.pow(2)).sum() - sig_mean.pow(2)).sqrt()
     return {
-        "mean": {"intercept": m[0].item(), "slope": m[1].item(), "sigma": sig_mean.item()},
-        "sd": {"intercept": sd[0].item(), "slope": sd[1].item(), "sigma": sig_sd.item()},
+        "mean": {"intercept": m[0].item(), "slope": m[1].item(),
+                 "sigma": sig_mean.item()},
+        "sd": {"intercept": sd[0].item(), "slope": sd[1].item(),
+               "sigma": sig_sd.item()},
         "sigma_grid": sig, "weights": w, "cond_mean": mean, "cond_cov": cov,
     }
 
 
 def exact_density(post: dict, name: str, values: torch.Tensor) -> torch.Tensor:
-    """Exact posterior density of ``name`` at ``values`` from ``exact_posterior`` output."""
+    """Exact posterior density of ``name`` at ``values`` from ``exact_posterior``
+    output."""
     values = values.double()
     grid, w = post["sigma_grid"], post["weights"]
     if name == "sigma":  # weight / width of the log-spaced cell = density
         log_step = (grid[1].log() - grid[0].log()).item()
         density = w / (grid * log_step)
-        return torch.from_numpy(np.interp(values.numpy(), grid.numpy(), density.numpy()))
+        return torch.from_numpy(
+            np.interp(values.numpy(), grid.numpy(), density.numpy()))
     i = {"intercept": 0, "slope": 1}[name]
     comps = dist.Normal(post["cond_mean"][:, i], post["cond_cov"][:, i, i].sqrt())
     return (w * comps.log_prob(values[:, None]).exp()).sum(-1)
@@ -260,19 +266,3 @@ def exact_marginals(post: dict, num_points: int = 400) -> dict:
         grid = torch.linspace(m - 5 * sd, m + 5 * sd, num_points)
         out[name] = (grid, exact_density(post, name, grid))
     return out
-
-
-def cli_run(seed: int = 0, refresh: bool = False) -> dict:
-    """Fit the chapter's linear model with both guides and print how close they get."""
-    data = make_toy_data(ToyConfig(seed=seed))
-    post = exact_posterior(data.x_train, data.y_train)
-    metrics = {}
-    for guide in ("mean_field", "auto"):
-        model, fitted, log = fit(data, FitConfig(guide=guide, seed=seed), refresh=refresh)
-        s = posterior_samples(model, fitted, data.x_test)
-        for name in ("intercept", "slope", "sigma"):
-            err = (s[name].mean().item() - post["mean"][name]) / post["sd"][name]
-            metrics[f"{guide} {name} mean error (exact sd)"] = err
-        metrics[f"{guide} 90% coverage (held out)"] = coverage(s["obs"], data.y_test, 0.9)
-        metrics[f"{guide} train seconds"] = log.seconds
-    return metrics

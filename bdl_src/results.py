@@ -1,6 +1,7 @@
 """The results page: every chapter's headline numbers from this build, beside published
-reference values. Each chapter module's ``cli_run`` loads its models and metrics from the
-checkpoint cache (training and evaluating them only if they are missing)."""
+reference values. Each chapter's ``cli_run`` (in ``bdl_src.runs``) loads its models and
+metrics from the checkpoint cache (training and evaluating them only if they are
+missing)."""
 
 from __future__ import annotations
 
@@ -15,9 +16,9 @@ import pandas as pd
 PYRO_SSVAE_EXAMPLE = {"seconds_per_epoch": 15.3, "epochs": 4, "seconds": 61.0,
                       "test_accuracy": 0.875}
 
-# Published values to compare with, as their sources report them: module -> (what, value,
-# where, the headline metric of this build it compares with or None). The pages cite the
-# sources and glue these strings through ``published``.
+# Published values to compare with, as their sources report them: module -> (what,
+# value, where, the headline metric of this build it compares with or None). The pages
+# cite the sources and glue these strings through ``published``.
 PUBLISHED = {
     "bnn": [("test error, Bayes by Backprop 2x1200, scale-mixture prior", "1.32 %",
              "Blundell et al. 2015, table 1", "BNN: test accuracy")],
@@ -52,10 +53,12 @@ def published(module: str, what: str) -> str:
 
 
 def compared_with(metric: str) -> str:
-    """The published values a headline metric compares with, in one line ("" if none)."""
+    """The published values a headline metric compares with, in one line ("" if
+    none)."""
     return "; ".join(f"{what}: {value} ({source.split(',')[0]})"
                      for entries in PUBLISHED.values()
-                     for what, value, source, metric_of in entries if metric_of == metric)
+                     for what, value, source, metric_of in entries
+                     if metric_of == metric)
 
 
 def _pct(x: float) -> str:
@@ -67,7 +70,8 @@ def _regression(m: dict) -> list[tuple]:
     return [("largest posterior-mean error, in exact posterior sd", f"{worst:.3f}"),
             ("90 % band coverage of held-out points (mean-field)",
              _pct(m["mean_field 90% coverage (held out)"])),
-            ("training time, mean-field guide", f"{m['mean_field train seconds']:.1f} s")]
+            ("training time, mean-field guide",
+             f"{m['mean_field train seconds']:.1f} s")]
 
 
 def _bnn(m: dict) -> list[tuple]:
@@ -96,14 +100,15 @@ def _ssvae(m: dict) -> list[tuple]:
         if "accuracy" in key:
             rows.append((key, _pct(value)))
         elif "seconds" in key:
-            rows.append((key.replace("train seconds", "training time"), f"{value:.1f} s"))
+            rows.append((key.replace("train seconds", "training time"),
+                         f"{value:.1f} s"))
     return rows
 
 
-CHAPTERS = [("Ch. 1 regression", "bdl_src.regression", _regression),
-            ("Ch. 2 BNN", "bdl_src.bnn", _bnn),
-            ("Ch. 3 VAE", "bdl_src.vae", _vae),
-            ("Ch. 4 SS-VAE", "bdl_src.ssvae", _ssvae)]
+CHAPTERS = [("Ch. 1 regression", "bdl_src.runs.regression", _regression),
+            ("Ch. 2 BNN", "bdl_src.runs.bnn", _bnn),
+            ("Ch. 3 VAE", "bdl_src.runs.vae", _vae),
+            ("Ch. 4 SS-VAE", "bdl_src.runs.ssvae", _ssvae)]
 
 
 def headline_table(seed: int = 0) -> pd.DataFrame:

@@ -1,12 +1,13 @@
 """Sphinx extension: pages re-execute whenever the library code they run changes.
 
 jupyter-cache keys a page on its own cells, and Sphinx re-reads only pages whose source
-changed, so an edit in ``bdl_src`` alone would leave stale outputs. This extension hashes
-every ``bdl_src/**/*.py``; when the hash differs from the last successful build it empties
-the execution cache and marks every page outdated. Models come from the checkpoint cache,
-so re-executing costs seconds, not retraining. It also removes duplicated inline scripts
-from every page (``_dedupe_scripts``), serves MathJax locally (``_local_mathjax``) and
-offers every executed page as a notebook download (``_notebook_download``).
+changed, so an edit in ``bdl_src`` alone would leave stale outputs. This extension
+hashes every ``bdl_src/**/*.py``; when the hash differs from the last successful build
+it empties the execution cache and marks every page outdated. Models come from the
+checkpoint cache, so re-executing costs seconds, not retraining. It also removes
+duplicated inline scripts from every page (``_dedupe_scripts``), serves MathJax locally
+(``_local_mathjax``) and offers every executed page as a notebook download
+(``_notebook_download``).
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ def _check(app, config) -> None:
     app._bdl_hash = source_hash()
     app._bdl_changed = not stamp.exists() or stamp.read_text() != app._bdl_hash
     if app._bdl_changed:
-        cache = config.nb_execution_cache_path or Path(app.outdir).parent / ".jupyter_cache"
+        cache = (config.nb_execution_cache_path
+                 or Path(app.outdir).parent / ".jupyter_cache")
         shutil.rmtree(cache, ignore_errors=True)
 
 
@@ -49,11 +51,11 @@ def _finished(app, exception) -> None:
 
 
 def _dedupe_scripts(app, pagename, templatename, context, doctree) -> None:
-    """Drop repeated inline scripts. sphinx-thebe and sphinx-togglebutton add their inline
-    configuration after the HTML builder started, so it reaches the page twice: once from
-    the registry (file name ``""``) and once added directly (file name ``None``), which
-    Sphinx 7.4 does not see as equal. The second ``const THEBE_JS_URL`` is a JavaScript
-    error on every page."""
+    """Drop repeated inline scripts. sphinx-thebe and sphinx-togglebutton add their
+    inline configuration after the HTML builder started, so it reaches the page twice:
+    once from the registry (file name ``""``) and once added directly (file name
+    ``None``), which Sphinx 7.4 does not see as equal. The second ``const THEBE_JS_URL``
+    is a JavaScript error on every page."""
     seen, unique = set(), []
     for script in context.get("script_files", []):
         key = (str(script.filename or ""), tuple(sorted(script.attributes.items())))
@@ -80,8 +82,8 @@ def _local_mathjax(app, config) -> None:
 
 def _notebook_download(app, pagename, templatename, context, doctree) -> None:
     """Offer each executed page as a notebook: sphinx-book-theme shows a ``.ipynb``
-    download button when ``ipynb_source`` is set, and myst-nb leaves the executed notebook
-    in ``_build/jupyter_execute/``."""
+    download button when ``ipynb_source`` is set, and myst-nb leaves the executed
+    notebook in ``_build/jupyter_execute/``."""
     executed = Path(app.outdir).parent / "jupyter_execute" / f"{pagename}.ipynb"
     if executed.is_file():
         target = Path(app.outdir) / "_sources" / f"{pagename}.ipynb"

@@ -8,9 +8,9 @@ from pyro.poutine.subsample_messenger import _Subsample
 
 
 def trace_table(model, *args, **kwargs) -> pd.DataFrame:
-    """Run ``model(*args, **kwargs)`` under ``poutine.trace`` and list its sample and param
-    sites (and plates): name, kind, distribution, value shape, enclosing plates and the
-    summed log-probability."""
+    """Run ``model(*args, **kwargs)`` under ``poutine.trace`` and list its sample and
+    param sites (and plates): name, kind, distribution, value shape, enclosing plates
+    and the summed log-probability."""
     trace = poutine.trace(model).get_trace(*args, **kwargs)
     trace.compute_log_prob()
     rows = []

@@ -1,28 +1,27 @@
 """Chapter 3: a variational autoencoder (VAE) on Fashion-MNIST.
 
 ``VAE`` holds the decoder (the model's network) and the encoder (the guide's network)
-and defines ``model(x)`` and ``guide(x)``. ``fit`` trains it by SVI through the shared
-loop and the checkpoint cache and measures it; ``log_weights`` and ``evaluate`` give the
-ELBO and the importance-sampled log-likelihood; the last helpers encode, decode, sample
-and interpolate for the chapter's figures.
+and defines ``model(x)`` and ``guide(x)``. ``train`` fits it by SVI on mini-batches;
+``log_weights`` and ``evaluate`` give the ELBO and the importance-sampled
+log-likelihood; the last helpers encode, decode, sample and interpolate for the
+chapter's figures. The book's runs (cached) are in ``bdl_src.runs.vae``.
 """
 
 from __future__ import annotations
 
 import math
-import sys
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import pyro
 import pyro.distributions as dist
 import torch
 from pyro import poutine
-from pyro.infer import TraceMeanField_ELBO
+from pyro.infer import SVI, TraceMeanField_ELBO
 from torch import nn
 
-from bdl_src import cache, train
 from bdl_src.data import ImageData, load_images, train_val_split
+from bdl_src.nets import mlp
+from bdl_src.train import check_finite, lr_decay, minibatches, progress
 
 NUM_PIXELS = 784
 
@@ -51,17 +50,6 @@ class EvalConfig:
 
     num_samples: int = 100  # K draws from the guide per image
     num_images: int = 0  # 0: every held-out image; n > 0: a seeded random subset of n
-
-
-def mlp(sizes: list[int], activation: type[nn.Module] = nn.GELU) -> nn.Sequential:
-    """Linear layers of the given widths with an activation between consecutive ones.
-
-    Here GELU (a smooth ReLU) beat ReLU, SiLU and softplus on a validation split.
-    """
-    layers: list[nn.Module] = [nn.Linear(sizes[0], sizes[1])]
-    for n_in, n_out in zip(sizes[1:-1], sizes[2:]):
-        layers += [activation(), nn.Linear(n_in, n_out)]
-    return nn.Sequential(*layers)
 
 
 class Encoder(nn.Module):
@@ -186,59 +174,34 @@ def load_data(config: VAEConfig) -> tuple[ImageData, ImageData]:
     return train_data, heldout
 
 
-def fit(config: VAEConfig = VAEConfig(), eval_config: EvalConfig = EvalConfig(),
-        refresh: bool = False) -> tuple[VAE, dict]:
-    """Train the VAE by SVI (or load it from the cache) and measure it.
+def train(vae: VAE, x: torch.Tensor, held: torch.Tensor, config: VAEConfig) -> dict:
+    """Fit the VAE to the images ``x`` (N, 784) by SVI on mini-batches. Shown in
+    book/vae.md.
 
-    Returns the VAE (on the CPU, in eval mode) and a dict: ``train_elbo`` and
-    ``heldout_elbo`` per epoch, ``svi_seconds``, and the held-out ``elbo`` and
-    ``log_likelihood`` (all in nats per image; higher is better).
+    Returns the ELBO in nats per image, epoch by epoch: ``train_elbo`` the mean over the
+    epoch's steps, ``heldout_elbo`` that of the first ``config.num_monitor`` held-out
+    images ``held`` (M, 784) after the epoch (to watch, never to choose anything).
     """
-    device = train.default_device()
-
-    def run():
-        train_data, heldout = load_data(config)
-        x, held = train_data.images.to(device), heldout.images.to(device)
-        pyro.set_rng_seed(config.seed)  # the networks' initial weights
-        vae = build(config, num_data=len(x)).to(device)
-        gamma = (config.final_lr / config.lr) ** (1 / max(config.num_epochs - 1, 1))
-        adam = {"lr": config.lr, "fused": True}  # fused: one kernel per update
-        optim = pyro.optim.ExponentialLR({"optimizer": torch.optim.Adam,
-                                          "optim_args": adam, "gamma": gamma})
-        heldout_elbo = []
-
-        def end_of_epoch(epoch, log):
-            optim.step()  # the next epoch's learning rate
-            monitor = evaluate(vae, held[:config.num_monitor], seed=None)
-            heldout_elbo.append(monitor["elbo"])
-
-        log = train.run_svi(vae.model, vae.guide, (x,), optim=optim,
-                            loss=TraceMeanField_ELBO(), num_epochs=config.num_epochs,
-                            batch_size=config.batch_size, seed=config.seed,
-                            desc="VAE", epoch_callback=end_of_epoch)
-        start = time.perf_counter()
-        if eval_config.num_images:
-            gen = torch.Generator().manual_seed(config.seed)
-            pick = torch.randperm(len(held), generator=gen)[:eval_config.num_images]
-            held = held[pick.to(device)]
-        final = evaluate(vae, held, eval_config.num_samples, seed=config.seed)
-        meta = {
-            "train_elbo": [-loss / len(x) for loss in log.epoch_losses],
-            "heldout_elbo": heldout_elbo,
-            "heldout": "validation" if config.num_val else "test",
-            "svi_seconds": log.seconds,
-            "examples_seen": config.num_epochs * len(x),
-            "eval_seconds": time.perf_counter() - start,
-            **final,
-        }
-        return {k: v.cpu() for k, v in vae.state_dict().items()}, meta
-
-    key = {"vae": asdict(config), "eval": asdict(eval_config)}
-    state, meta = cache.fit_or_load("vae", key, run, refresh=refresh,
-                                    code=[sys.modules[__name__], train])
-    vae = build(config)
-    vae.load_state_dict(state)
-    return vae.eval(), meta
+    pyro.clear_param_store()
+    pyro.set_rng_seed(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)  # the order of the batches
+    gamma = lr_decay(config.lr, config.final_lr, config.num_epochs - 1)  # per epoch
+    adam = {"lr": config.lr, "fused": True}  # fused: one kernel per update
+    optim = pyro.optim.ExponentialLR({"optimizer": torch.optim.Adam,
+                                      "optim_args": adam, "gamma": gamma})
+    svi = SVI(vae.model, vae.guide, optim, loss=TraceMeanField_ELBO())
+    train_elbo, heldout_elbo = [], []
+    for epoch in progress(range(config.num_epochs), desc="VAE"):
+        losses = []
+        for (batch,) in minibatches((x,), config.batch_size, generator):
+            loss = svi.step(batch)  # an estimate of the negative ELBO of all N images
+            check_finite(loss, "VAE", len(losses) + 1, epoch + 1)
+            losses.append(loss)
+        train_elbo.append(-(sum(losses) / len(losses)) / len(x))
+        optim.step()  # the next epoch's learning rate
+        monitor = evaluate(vae, held[:config.num_monitor], seed=None)
+        heldout_elbo.append(monitor["elbo"])
+    return {"train_elbo": train_elbo, "heldout_elbo": heldout_elbo}
 
 
 # What the trained VAE does: encode, decode, sample, interpolate (no gradients).
@@ -303,17 +266,3 @@ def grey_level_entropy(images: torch.Tensor) -> float:
     its grey level. Mean over images, in nats."""
     x = images.double()
     return -(torch.xlogy(x, x) + torch.xlogy(1 - x, 1 - x)).sum(-1).mean().item()
-
-
-def cli_run(seed: int = 0, refresh: bool = False) -> dict:
-    """Train (or load) the book's VAE and return its headline numbers."""
-    _, meta = fit(VAEConfig(seed=seed), refresh=refresh)
-    return {
-        "test negative ELBO (nats/image)": -meta["elbo"],
-        "test negative log-likelihood, importance-sampled": -meta["log_likelihood"],
-        "importance samples per image": EvalConfig().num_samples,
-        "epochs": len(meta["train_elbo"]),
-        "SVI seconds": meta["svi_seconds"],
-        "evaluation seconds": meta["eval_seconds"],
-        "from cache": meta["from_cache"],
-    }

@@ -3,9 +3,9 @@
     .venv/bin/python bench/compare_builds.py _build/html OTHER/_build/html
 
 Each page of the first build is read as text (scripts, styles and tags removed) and its
-numbers are aligned with those of the same page of the second (difflib). Prints each page's
-count of numbers and every difference with its surrounding words, so that timings (which
-differ between any two runs) are easy to tell from results (which must not).
+numbers are aligned with those of the same page of the second (difflib). Prints each
+page's count of numbers and every difference with its surrounding words, so that timings
+(which differ between any two runs) are easy to tell from results (which must not).
 Exit status 0 when every number is equal, 1 otherwise.
 """
 
@@ -80,7 +80,8 @@ def compare(first: Path, second: Path) -> int:
         for xs, ys in diff:
             context = (xs or ys)[0][1]
             print(f"    {' '.join(x for x, _ in xs) or '(none)'} vs "
-                  f"{' '.join(y for y, _ in ys) or '(none)'}   after: ...{context[-50:]}")
+                  f"{' '.join(y for y, _ in ys) or '(none)'}   after: "
+                  f"...{context[-50:]}")
         differences += len(diff)
     return differences
 

@@ -1,6 +1,9 @@
 """The Bayesian neural network on tiny data: sites and shapes, the effect handler
-against a reference computation, training through the cache, uncertainty on noise."""
+against a reference computation, the plain training loops, training through the cache
+(``bdl_src.runs.bnn``), uncertainty on noise."""
 
+import ast
+import inspect
 import math
 from dataclasses import replace
 
@@ -8,11 +11,12 @@ import pyro
 import pytest
 import torch
 from pyro import poutine
-from pyro.infer import TraceMeanField_ELBO
 from pyro.poutine.util import prune_subsample_sites
 
-from bdl_src import bnn, metrics, train
+from bdl_src import bnn, cache, metrics, train
+from bdl_src.cache import cached
 from bdl_src.data import ImageData, load_images
+from bdl_src.runs import bnn as runs
 
 # The book's recipe, shrunk: a small network, a few epochs on 1000 images.
 TINY = replace(bnn.BNNConfig(), hidden_dim=32, num_epochs=3, batch_size=100, num_val=0)
@@ -86,39 +90,103 @@ def test_handler_ignores_values_it_did_not_see():
         assert torch.allclose(bnn.linear(x, w, b), x @ w.T + b)
 
 
-def test_loss_falls(digits):
-    # Tempered as in the book (T = 0.01), so that the data term dominates the loss.
-    model = bnn.BayesianMLP(100 * len(digits), hidden_dim=32)
-    guide = bnn.MeanFieldGuide(model, init_scale=1e-3, generator=torch.Generator()
-                               .manual_seed(0))
-    lr = bnn.LocalReparameterization()
-    log = train.run_svi(lr(model), lr(guide), (digits.images, digits.labels),
-                        optim=pyro.optim.Adam({"lr": 1e-2}), loss=TraceMeanField_ELBO(),
-                        num_epochs=5, batch_size=100, seed=0)
-    assert len(log.losses) == 50
-    first, last = sum(log.losses[:5]) / 5, sum(log.losses[-5:]) / 5
-    assert last < 0.5 * first
+def build(config, num_images: int):
+    """Model and guide as the book builds them (``runs.fit_bnn``), on the CPU."""
+    model = bnn.BayesianMLP(round(num_images / config.temperature), config.hidden_dim,
+                            config.prior_scale)
+    guide = bnn.MeanFieldGuide(model, config.init_scale,
+                               torch.Generator().manual_seed(config.seed))
+    return model, guide
 
 
-def test_fit_predict_and_cache(digits):
-    model, guide, log = bnn.fit_bnn(digits, TINY)
-    assert len(log.epoch_losses) == TINY.num_epochs
-    assert log.epoch_losses[-1] < log.epoch_losses[0]
+def test_train_bnn_loss_falls_and_scales_learn(digits):
+    config = replace(TINY, num_epochs=5)
+    model, guide = build(config, len(digits))
+    rho0 = {k: v.detach().clone() for k, v in guide.rho.items()}
+    history = bnn.train_bnn(model, guide, digits.images, digits.labels, config)
+    assert len(history["losses"]) == 5 * 10 and len(history["epoch_losses"]) == 5
+    assert history["epoch_losses"][1] == pytest.approx(
+        sum(history["losses"][10:20]) / 10)
+    first, last = sum(history["losses"][:5]) / 5, sum(history["losses"][-5:]) / 5
+    assert last < 0.7 * first  # mostly the KL term, which falls as the scales grow
+    assert history["epoch_losses"] == sorted(history["epoch_losses"], reverse=True)
+    # The scales moved away from their initial value (they learn 10 times faster).
+    assert all((guide.rho[k] - rho0[k]).abs().mean() > 1e-2 for k in rho0)
+    # The guide's parameters are in Pyro's param store, as SVI leaves them.
+    assert "guide$$$rho.fc1_weight" in pyro.get_param_store()
+
+
+def test_train_bnn_is_seeded(digits):
+    config = replace(TINY, num_epochs=1)
+    runs_ = [bnn.train_bnn(*build(config, 300), digits.images[:300],
+                           digits.labels[:300], config)["losses"] for _ in range(2)]
+    assert runs_[0] == runs_[1]
+    other = bnn.train_bnn(*build(replace(config, seed=1), 300), digits.images[:300],
+                          digits.labels[:300], replace(config, seed=1))["losses"]
+    assert other != runs_[0]
+
+
+def test_cached_bnn_restores_the_guide(digits):
+    """Trained once; the second call restores the fit into new objects: the same
+    history, the same predictions, and the guide keeps its methods."""
+    key = runs.fit_key(TINY, digits)
+    model, guide = build(TINY, len(digits))
+    history, info = cached("bnn", key, bnn.train_bnn, model, guide, digits.images,
+                           digits.labels, TINY, code=runs.BNN_CODE)
+    assert not info["from_cache"] and info["train_seconds"] > 0
+    assert info["examples"] == TINY.num_epochs * len(digits)
     x = digits.images[:7]
     sp = bnn.predict_bnn(model, guide, x, num_samples=4)
     assert sp.shape == (4, 7, 10)
     assert torch.allclose(sp.sum(-1), torch.ones(4, 7), atol=1e-5)
-    # The second call loads the fit from the cache: same predictions, same log.
-    model2, guide2, log2 = bnn.fit_bnn(digits, TINY)
-    assert log2.losses == log.losses
-    assert torch.allclose(bnn.predict_bnn(model2, guide2, x, num_samples=4), sp)
 
-    net, twin_log = bnn.fit_twin(digits, TINY)
-    assert twin_log.epoch_losses[-1] < twin_log.epoch_losses[0]
+    model2, guide2 = build(TINY, len(digits))
+    assert not torch.equal(guide2.rho["fc1_weight"], guide.rho["fc1_weight"])
+    history2, info2 = cached("bnn", key, bnn.train_bnn, model2, guide2, digits.images,
+                             digits.labels, TINY, code=runs.BNN_CODE)
+    assert info2["from_cache"] and info2["key"] == info["key"]
+    assert history2 == history
+    assert torch.equal(bnn.predict_bnn(model2, guide2, x, num_samples=4), sp)
+    assert bnn.input_scale_map(guide2).shape == (784,)
+    # runs.fit_bnn makes the very same call: it finds this entry.
+    *_, info3 = runs.fit_bnn(digits, TINY)
+    assert info3["from_cache"] and info3["key"] == info["key"]
+
+
+def test_twin_trains_and_is_cached(digits):
+    net, history, info = runs.fit_twin(digits, TINY)
+    assert not info["from_cache"]
+    assert len(history["losses"]) == TINY.num_epochs * 10
+    assert history["epoch_losses"][-1] < history["epoch_losses"][0]
+    x = digits.images[:7]
     p = bnn.predict_twin(net, x)
     assert p.shape == (7, 10)
-    net2, _ = bnn.fit_twin(digits, TINY)
-    assert torch.allclose(bnn.predict_twin(net2, x), p)
+    net2, history2, info2 = runs.fit_twin(digits, TINY)
+    assert info2["from_cache"] and history2 == history
+    assert torch.equal(bnn.predict_twin(net2, x), p)
+    # The plain loop, run again from the same initial weights, retraces the fit.
+    torch.manual_seed(TINY.seed)
+    net3 = bnn.DeterministicMLP(TINY.hidden_dim)
+    assert bnn.train_twin(net3, digits.images, digits.labels, TINY) == history
+    assert torch.equal(bnn.predict_twin(net3, x), p)
+
+
+def test_cache_key_covers_the_handler_and_the_batches():
+    """Editing the local reparameterisation or the batching retrains the BNN; the
+    training code itself holds no cache, no timing and no data parallelism."""
+    model, guide = build(TINY, 100)
+    texts = cache.code_of(bnn.train_bnn, (model, guide), runs.BNN_CODE)
+    for obj in (bnn.train_bnn, bnn.LocalReparameterization, bnn.linear,
+                bnn.MeanFieldGuide, bnn.BayesianLinear, train.minibatches):
+        assert inspect.getsource(obj) in texts
+    imported = set()
+    for node in ast.walk(ast.parse(inspect.getsource(bnn))):
+        if isinstance(node, ast.Import):
+            imported |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            imported |= {node.module, *(f"{node.module}.{a.name}" for a in node.names)}
+    for name in ("sys", "time", "bdl_src.cache", "bdl_src.distributed"):
+        assert name not in imported
 
 
 def test_noise_is_more_uncertain_than_digits(digits):
@@ -126,7 +194,7 @@ def test_noise_is_more_uncertain_than_digits(digits):
     digits), pure-noise images get a higher predictive entropy and mutual information
     than the training digits."""
     config = replace(TINY, hidden_dim=64, num_epochs=40)
-    model, guide, _ = bnn.fit_bnn(digits, config)
+    model, guide, _, _ = runs.fit_bnn(digits, config)
     noise = torch.rand(200, 784, generator=torch.Generator().manual_seed(1))
     sp_digits = bnn.predict_bnn(model, guide, digits.images[:200], num_samples=16)
     sp_noise = bnn.predict_bnn(model, guide, noise, num_samples=16)
@@ -144,15 +212,16 @@ def test_headline_metrics_are_kept_in_the_cache(monkeypatch):
     """The results page and the CLI read the chapter's metrics from the cache; metrics
     the chapter hands in are stored as they are instead of being computed again."""
     config = replace(TINY, num_epochs=1, batch_size=1024)
-    first = bnn.headline_metrics(config)
+    first = runs.headline_metrics(config)
     assert 0.5 < first["bnn_accuracy"] <= 1 and first["bnn_train_seconds"] > 0
+    assert {"bnn_auroc_mi", "twin_ece", "twin_train_seconds"} <= first.keys()
 
     def no_prediction(*args, **kwargs):
         raise AssertionError("predicted again")
 
     monkeypatch.setattr(bnn, "predict_bnn", no_prediction)
-    assert bnn.headline_metrics(config) == first
+    assert runs.headline_metrics(config) == first
     given = {**first, "bnn_accuracy": 0.25}
-    handed_in = bnn.headline_metrics(replace(config, seed=1), evaluated=given)
+    handed_in = runs.headline_metrics(replace(config, seed=1), evaluated=given)
     assert handed_in["bnn_accuracy"] == 0.25
-    assert bnn.headline_metrics(replace(config, seed=1))["bnn_accuracy"] == 0.25
+    assert runs.headline_metrics(replace(config, seed=1))["bnn_accuracy"] == 0.25

@@ -1,5 +1,5 @@
-"""The build fails loudly: a page whose cell raises stops `jupyter-book build` with the page
-and the error named. Runs a one-page book with the project's own configuration."""
+"""The build fails loudly: a page whose cell raises stops `jupyter-book build` with the
+page and the error named. Runs a one-page book with the project's own configuration."""
 
 import shutil
 import subprocess
@@ -42,5 +42,6 @@ def test_failing_cell_fails_the_build_and_names_page_and_error(tmp_path):
     assert done.returncode != 0
     assert "broken_page" in log
     assert "the model exploded: 42" in log
-    assert not (tmp_path / "_build" / "html" / "book" / "broken_page.html").exists() or \
-        "the model exploded" not in (tmp_path / "_build/html/book/broken_page.html").read_text()
+    assert (not (tmp_path / "_build" / "html" / "book" / "broken_page.html").exists()
+            or "the model exploded" not in (
+                tmp_path / "_build/html/book/broken_page.html").read_text())

@@ -1,5 +1,7 @@
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -30,8 +32,8 @@ def test_bad_arguments_print_usage_not_traceback(argv, capsys):
 
 
 def test_module_entry_point_runs():
-    done = subprocess.run([sys.executable, "-m", "bdl_src", "list"], capture_output=True,
-                          text=True, check=True)
+    done = subprocess.run([sys.executable, "-m", "bdl_src", "list"],
+                          capture_output=True, text=True, check=True)
     assert "regression" in done.stdout
 
 
@@ -51,8 +53,8 @@ def test_nproc_per_node_hands_over_to_torchrun(monkeypatch):
     calls = []
     monkeypatch.setattr(torchrun, "main", calls.append)
     assert cli.main(["train", "vae", "--nproc-per-node", "2", "--seed", "3"]) == 0
-    assert calls == [["--nproc-per-node=2", "--nnodes=1", "--standalone", "-m", "bdl_src",
-                      "train", "vae", "--seed", "3"]]
+    assert calls == [["--nproc-per-node=2", "--nnodes=1", "--standalone", "-m",
+                      "bdl_src", "train", "vae", "--seed", "3"]]
     calls.clear()
     assert cli.main(["train", "bnn", "--nnodes", "2", "--nproc-per-node", "gpu",
                      "--rdzv-endpoint", "node0:29400", "--refresh"]) == 0
@@ -71,3 +73,30 @@ def test_bad_launch_options_are_refused(argv, env, monkeypatch, capsys):
     with pytest.raises(SystemExit) as exit_:
         cli.main(argv)
     assert exit_.value.code == 2 and "usage:" in capsys.readouterr().err
+
+
+def test_corrupt_data_file_is_one_clear_line_and_exit_1(tmp_path):
+    """One flipped byte in a data file: one line naming the file, no traceback."""
+    repo_data = Path(__file__).resolve().parent.parent / "data"
+    root = tmp_path / "data"
+    for path in repo_data.rglob("*"):
+        if path.is_file() and ".unpacked" not in path.parts:
+            target = root / path.relative_to(repo_data)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.symlink_to(path)
+    bad = root / "MNIST" / "raw" / "train-images-idx3-ubyte.gz"
+    raw = bytearray(bad.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    bad.unlink()
+    bad.write_bytes(bytes(raw))
+    env = {**os.environ, "BDL_DATA_DIR": str(root),
+           "BDL_CACHE_DIR": str(tmp_path / "c")}
+    done = subprocess.run([sys.executable, "-m", "bdl_src", "train", "bnn"], env=env,
+                          capture_output=True, text=True)
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert lines[0].startswith("error: ") and "train-images-idx3-ubyte" in lines[0]
+    verbose = subprocess.run([sys.executable, "-m", "bdl_src", "train", "bnn",
+                              "--verbose"], env=env, capture_output=True, text=True)
+    assert verbose.returncode == 1 and "Traceback" in verbose.stderr

@@ -3,7 +3,8 @@ with."""
 
 import pytest
 
-from bdl_src import regression, results
+from bdl_src import results
+from bdl_src.runs import regression
 
 
 def test_published_lookup_and_comparison():
@@ -24,7 +25,8 @@ def test_headline_table_reads_each_chapter(monkeypatch):
             "mean_field train seconds": 1.5}
     monkeypatch.setattr(regression, "cli_run", lambda seed=0: fake)
     monkeypatch.setattr(results, "CHAPTERS",
-                        [("Ch. 1 regression", "bdl_src.regression", results._regression)])
+                        [("Ch. 1 regression", "bdl_src.runs.regression",
+                          results._regression)])
     table = results.headline_table()
     assert list(table.columns) == ["this build", "published"]
     values = table.loc["Ch. 1 regression"]["this build"].tolist()

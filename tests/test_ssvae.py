@@ -1,4 +1,5 @@
-"""Tests of chapter 4's semi-supervised VAE on tiny slices of MNIST, small networks."""
+"""Tests of chapter 4's semi-supervised VAE (M2), its data and its digit writing, on
+tiny slices of MNIST with small networks."""
 
 import math
 
@@ -11,13 +12,15 @@ from matplotlib.figure import Figure
 from pyro import poutine
 from pyro.infer import SVI, TraceEnum_ELBO
 
-from bdl_src import ssvae as S
 from bdl_src.data import ImageData, load_images
+from bdl_src.m1 import M1
+from bdl_src.nets import GreyBernoulli, loc_scale
 from bdl_src.plots import ssvae as plots
+from bdl_src.ssvae import SSVAE, SSVAEConfig, SSVAELoss, accuracy, classify, train_ssvae
+from bdl_src.ssvae_data import SplitData, keep_labels, split_data
+from bdl_src.ssvae_generate import encode_style, sample_digits, style_grid, write_digits
 
 CODE, Z, HIDDEN = 6, 3, 16
-TINY_M1 = S.M1Config(code_dim=CODE, hidden_dim=HIDDEN, num_layers=1, num_epochs=2,
-                     warmup_epochs=2, batch_size=100)
 
 
 @pytest.fixture(scope="module")
@@ -28,30 +31,54 @@ def mnist():
 
 def tiny_ssvae(num_labelled=None, num_unlabelled=None):
     pyro.set_rng_seed(0)
-    m1 = S.M1(CODE, HIDDEN, num_layers=1)
-    return S.SSVAE(m1, z_dim=Z, hidden_dim=HIDDEN, num_labelled=num_labelled,
-                   num_unlabelled=num_unlabelled)
+    m1 = M1(CODE, HIDDEN, num_layers=1)
+    return SSVAE(m1, z_dim=Z, hidden_dim=HIDDEN, num_labelled=num_labelled,
+                 num_unlabelled=num_unlabelled)
 
 
 def tiny_split(mnist, num_labelled=20, num_unlabelled=100):
     x, y = mnist
+
     def part(a, b):
         return ImageData(x[a:b], y[a:b])
 
-    return S.SplitData(labelled=part(0, num_labelled),
-                       unlabelled=part(num_labelled, num_labelled + num_unlabelled),
-                       val=part(200, 250), test=part(250, 300))
+    return SplitData(labelled=part(0, num_labelled),
+                     unlabelled=part(num_labelled, num_labelled + num_unlabelled),
+                     val=part(200, 250), test=part(250, 300))
+
+
+def tiny_config(**changes):
+    return SSVAEConfig(**{"num_labels": 20, "z_dim": Z, "hidden_dim": HIDDEN,
+                          "num_epochs": 2, "batch_size": 50, "labelled_batch_size": 10,
+                          **changes})
+
+
+# --- data -----------------------------------------------------------------------------
 
 
 def test_labels_kept_are_class_balanced_and_seeded():
     labels = load_images("mnist", train=True).labels[:5000]
-    keep = S.keep_labels(labels, 100, seed=0)
+    keep = keep_labels(labels, 100, seed=0)
     assert len(keep) == len(set(keep.tolist())) == 100
     assert torch.bincount(labels[keep], minlength=10).tolist() == [10] * 10
-    assert torch.equal(keep, S.keep_labels(labels, 100, seed=0))
-    assert not torch.equal(keep, S.keep_labels(labels, 100, seed=1))
+    assert torch.equal(keep, keep_labels(labels, 100, seed=0))
+    assert not torch.equal(keep, keep_labels(labels, 100, seed=1))
     with pytest.raises(ValueError):
-        S.keep_labels(labels, 105)
+        keep_labels(labels, 105)
+
+
+def test_split_keeps_the_labels_asked_for_and_loses_no_image():
+    data = split_data(num_labels=50, num_val=100, num_train=400)
+    assert len(data.labelled) == 50 and len(data.unlabelled) == 350
+    assert len(data.val) == 100 and len(data.test) == 10_000
+    assert torch.bincount(data.labelled.labels, minlength=10).tolist() == [5] * 10
+    assert data.train_images().shape == (400, 784)
+    unlabelled_only = split_data(num_labels=0, num_val=100, num_train=400)
+    assert torch.equal(unlabelled_only.train_images(),
+                       unlabelled_only.unlabelled.images)
+
+
+# --- model, guide and loss ------------------------------------------------------------
 
 
 def test_sites_shapes_enumeration_and_scaling(mnist):
@@ -110,7 +137,7 @@ def test_a_few_steps_on_a_mixed_batch_lower_the_loss(mnist):
     x, y = mnist
     xu, xl, yl = x[:64], x[64:84], y[64:84]
     ssvae = tiny_ssvae(num_labelled=20, num_unlabelled=64)
-    loss = S.SSVAELoss(ssvae, alpha=10.0)
+    loss = SSVAELoss(ssvae, alpha=10.0)
     pyro.clear_param_store()
     svi = SVI(ssvae.model, ssvae.guide, pyro.optim.Adam({"lr": 1e-2}), loss=loss)
     with torch.no_grad():
@@ -132,8 +159,20 @@ def test_a_few_steps_on_a_mixed_batch_lower_the_loss(mnist):
         assert torch.equal(v, m1_before[k]), k
 
 
+def test_the_classification_loss_is_the_weighted_cross_entropy(mnist):
+    ssvae = tiny_ssvae(num_labelled=40)
+    x, y = mnist[0][:8], mnist[1][:8]
+    loss = pyro.infer.Trace_ELBO().differentiable_loss(
+        ssvae.model_classify, ssvae.guide_classify, x, y, 3.0)
+    with torch.no_grad():
+        logits = ssvae.classifier(ssvae.m1.encode(x)[0])
+        expected = 3.0 * 40 / 8 * torch.nn.functional.cross_entropy(logits, y,
+                                                                   reduction="sum")
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
 def test_scales_are_bounded_below():
-    loc, scale = S.loc_scale(torch.tensor([[0.0, -1e4]]))
+    loc, scale = loc_scale(torch.tensor([[0.0, -1e4]]))
     assert scale.item() >= 1e-3 and math.isfinite(dist.Normal(loc, scale)
                                                    .log_prob(torch.zeros(1)).item())
 
@@ -141,13 +180,16 @@ def test_scales_are_bounded_below():
 def test_grey_bernoulli_matches_torch():
     logits = torch.randn(4, 784) * 30
     x = torch.rand(4, 784)
-    fast = S.GreyBernoulli(logits=logits, validate_args=False).log_prob(x)
+    fast = GreyBernoulli(logits=logits, validate_args=False).log_prob(x)
     slow = -torch.nn.functional.binary_cross_entropy_with_logits(logits, x,
                                                                  reduction="none")
     assert torch.allclose(fast, slow, atol=1e-4)
     logits.requires_grad_(True)
-    S.GreyBernoulli(logits=logits, validate_args=False).log_prob(x).sum().backward()
+    GreyBernoulli(logits=logits, validate_args=False).log_prob(x).sum().backward()
     assert torch.allclose(logits.grad, x - torch.sigmoid(logits.detach()), atol=1e-6)
+
+
+# --- the training loop ----------------------------------------------------------------
 
 
 @pytest.mark.filterwarnings("ignore:Encountered NaN")  # Pyro's own note, expected here
@@ -159,61 +201,49 @@ def test_a_nan_loss_stops_training_with_a_clear_message(mnist, where):
     ssvae = tiny_ssvae(len(data.labelled), len(data.unlabelled))
     with torch.no_grad():
         ssvae.get_parameter(where).fill_(float("nan"))
-    config = S.SSVAEConfig(num_labels=20, z_dim=Z, hidden_dim=HIDDEN, num_epochs=1,
-                           batch_size=50, labelled_batch_size=10)
     with pytest.raises(FloatingPointError, match="loss became nan at step 1"):
-        S.train_ssvae(ssvae, data, config)
+        train_ssvae(ssvae, data, tiny_config(num_epochs=1))
 
 
-def test_training_loop_logs_losses_and_accuracies(mnist):
+def test_training_loop_logs_losses_and_accuracies_and_is_seeded(mnist):
     data = tiny_split(mnist)
     ssvae = tiny_ssvae(len(data.labelled), len(data.unlabelled))
-    config = S.SSVAEConfig(num_labels=20, z_dim=Z, hidden_dim=HIDDEN, num_epochs=2,
-                           batch_size=50, labelled_batch_size=10)
-    log = S.train_ssvae(ssvae, data, config)
-    assert len(log["losses"]) == 2 * log["steps_per_epoch"] == 4
-    assert len(log["epoch_test_accuracy"]) == len(log["epoch_val_accuracy"]) == 2
-    assert all(0 <= a <= 1 for a in log["epoch_test_accuracy"])
+    history = train_ssvae(ssvae, data, tiny_config())
+    assert len(history["losses"]) == 2 * history["steps_per_epoch"] == 4
+    assert len(history["epoch_test_accuracy"]) == 2
+    assert len(history["epoch_val_accuracy"]) == 2
+    assert all(0 <= a <= 1 for a in history["epoch_test_accuracy"])
+    assert history["epoch_test_accuracy"][-1] == accuracy(ssvae, data.test)
+    assert history["epoch_seconds"] == sorted(history["epoch_seconds"])
+    again = tiny_ssvae(len(data.labelled), len(data.unlabelled))
+    assert train_ssvae(again, data, tiny_config())["losses"] == history["losses"]
+
+
+def test_training_lowers_the_loss(mnist):
+    data = tiny_split(mnist, num_labelled=20, num_unlabelled=180)
+    ssvae = tiny_ssvae(len(data.labelled), len(data.unlabelled))
+    losses = train_ssvae(ssvae, data, tiny_config(num_epochs=10, lr=1e-2))["losses"]
+    assert np.mean(losses[-8:]) < np.mean(losses[:4]) - 1  # nats per image
+
+
+# --- what the trained model does ------------------------------------------------------
 
 
 def test_conditional_generation_shapes(mnist):
     ssvae = tiny_ssvae()
     x, y = mnist[0][:4], mnist[1][:4]
-    assert S.encode_style(ssvae, x, y).shape == (4, Z)
-    assert S.encode_style(ssvae, x).shape == (4, Z)  # digits inferred by q(y|x)
-    grid = S.style_grid(ssvae, x, y)
+    assert encode_style(ssvae, x, y).shape == (4, Z)
+    assert encode_style(ssvae, x).shape == (4, Z)  # digits inferred by q(y|x)
+    grid = style_grid(ssvae, x, y)
     assert grid.shape == (4, 10, 784) and ((grid >= 0) & (grid <= 1)).all()
     # One style per row: row i is style i written as each digit 0..9.
-    z = S.encode_style(ssvae, x, y)
-    assert torch.allclose(grid[2], S.write_digits(ssvae, z[2:3])[0])
-    samples = S.sample_digits(ssvae, 3, seed=1)
+    z = encode_style(ssvae, x, y)
+    assert torch.allclose(grid[2], write_digits(ssvae, z[2:3])[0])
+    samples = sample_digits(ssvae, 3, seed=1)
     assert samples.shape == (3, 10, 784)
-    assert torch.equal(samples, S.sample_digits(ssvae, 3, seed=1))
-    probs = S.classify(ssvae, x)
+    assert torch.equal(samples, sample_digits(ssvae, 3, seed=1))
+    probs = classify(ssvae, x)
     assert probs.shape == (4, 10) and torch.allclose(probs.sum(-1), torch.ones(4))
-
-
-def test_fit_trains_once_then_loads_from_the_cache():
-    config = S.SSVAEConfig(num_labels=20, z_dim=Z, hidden_dim=HIDDEN, num_epochs=1,
-                           batch_size=100, labelled_batch_size=10, m1=TINY_M1,
-                           num_val=100, num_train=300)
-    ssvae, meta = S.fit(config)
-    assert not meta["from_cache"] and len(meta["epoch_test_accuracy"]) == 1
-    assert len(meta["m1_epoch_losses"]) == 2
-    again, meta2 = S.fit(config)
-    assert meta2["from_cache"] and meta2["test_accuracy"] == meta["test_accuracy"]
-    x = load_images("mnist", train=False).images[:8]
-    assert torch.equal(S.classify(ssvae, x), S.classify(again, x))
-
-
-@pytest.mark.parametrize("features", ["pixels", "m1"])
-def test_baseline_fits(features):
-    config = S.BaselineConfig(num_labels=20, features=features, num_steps=20,
-                              eval_every=10, m1=TINY_M1, hidden_dim=HIDDEN, num_val=100,
-                              num_train=300)
-    net, meta = S.fit_baseline(config)
-    assert 0 <= meta["test_accuracy"] <= 1 and meta["best_step"] in (10, 20)
-    assert net(torch.rand(2, 784)).shape == (2, 10)
 
 
 def test_plots_return_figures(mnist):
@@ -233,13 +263,3 @@ def test_plots_return_figures(mnist):
     probs = np.full((5, 10), 0.1)
     probs[:, 3] = 0.5
     assert isinstance(plots.inferred_labels(x[:5], probs, y[:5], ncols=3), Figure)
-
-
-def test_accuracy_at_counts_m1_time_first():
-    meta = {"m1_seconds": 50.0, "epoch_seconds": [6.0, 12.0, 18.0],
-            "epoch_test_accuracy": [0.90, 0.94, 0.95]}
-    assert S.accuracy_by_time(meta) == [(56.0, 0.90), (62.0, 0.94), (68.0, 0.95)]
-    assert S.accuracy_at(meta, 61.0) == (56.0, 0.90, 1)  # the last epoch done by then
-    assert S.accuracy_at(meta, 62.0) == (62.0, 0.94, 2)
-    assert S.accuracy_at(meta, 10.0) == (56.0, 0.90, 1)  # none done: the first
-    assert S.accuracy_at(meta, 500.0) == (68.0, 0.95, 3)  # training ended earlier

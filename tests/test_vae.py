@@ -2,6 +2,7 @@
 
 import math
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pyro
@@ -10,10 +11,10 @@ import torch
 from pyro import poutine
 from pyro.infer import Trace_ELBO
 
-from bdl_src import train
 from bdl_src import vae as V
 from bdl_src.data import load_images
 from bdl_src.plots import vae as plots
+from bdl_src.runs import vae as R
 
 BOOK_PAGE = Path(__file__).resolve().parent.parent / "book" / "vae.md"
 
@@ -43,13 +44,32 @@ def test_model_and_guide_sites_and_minibatch_scaling(images):
     assert model_tr.nodes["obs"]["scale"] == pytest.approx(100.0)
 
 
-def test_a_few_svi_steps_lower_the_loss(images):
-    vae = small_vae(num_data=len(images))
-    log = train.run_svi(vae.model, vae.guide, (images,),
-                        optim=pyro.optim.Adam({"lr": 1e-2}), loss=Trace_ELBO(),
-                        num_epochs=12, batch_size=32, seed=0)
-    first, last = log.epoch_losses[0], log.epoch_losses[-1]
-    assert last < first - 0.1 * abs(first)
+TINY = V.VAEConfig(z_dim=4, hidden_dim=32, num_layers=1, num_epochs=12, batch_size=32,
+                   lr=1e-2, final_lr=1e-3, num_monitor=32)
+
+
+def test_training_lowers_the_loss_on_training_and_heldout_images(images):
+    x, held = images[:96], images[96:]
+    vae = small_vae(num_data=len(x))
+    history = V.train(vae, x, held, TINY)
+    train_elbo, heldout_elbo = history["train_elbo"], history["heldout_elbo"]
+    assert len(train_elbo) == len(heldout_elbo) == TINY.num_epochs
+    assert all(isinstance(v, float) for v in train_elbo + heldout_elbo)  # JSON-able
+    first, last = -train_elbo[0], -train_elbo[-1]
+    assert last < first - 0.1 * first
+    assert -heldout_elbo[-1] < -heldout_elbo[0]
+
+
+def test_training_is_seeded(images):
+    x, held = images[:64], images[64:]
+    config = replace(TINY, num_epochs=2)
+    runs = []
+    for _ in range(2):
+        vae = small_vae(num_data=len(x))
+        runs.append((V.train(vae, x, held, config), vae.state_dict()))
+    assert runs[0][0] == runs[1][0]
+    for key, value in runs[0][1].items():
+        assert torch.equal(runs[1][1][key], value)
 
 
 def test_shapes_of_reconstructions_samples_and_interpolations(images):
@@ -74,8 +94,7 @@ def test_shapes_of_reconstructions_samples_and_interpolations(images):
 
 def test_importance_sampled_estimate_is_above_the_elbo(images):
     vae = small_vae(num_data=len(images))
-    train.run_svi(vae.model, vae.guide, (images,), optim=pyro.optim.Adam({"lr": 1e-2}),
-                  num_epochs=5, batch_size=32, seed=0)
+    V.train(vae, images, images, replace(TINY, num_epochs=5))
     vae.num_data = None
     x = images[:32]
     # Pyro's own ELBO estimate on the batch (many particles), per image:
@@ -101,18 +120,49 @@ def test_grey_level_entropy_is_the_floor_of_the_bernoulli_loss(images):
     assert (worse.mean() > floor)
 
 
-def test_fit_goes_through_the_cache():
-    config = V.VAEConfig(z_dim=2, hidden_dim=16, num_layers=1, num_epochs=2,
-                         batch_size=64, num_train=256, num_monitor=64, num_val=128)
-    evals = V.EvalConfig(num_samples=8, num_images=32)
-    vae, meta = V.fit(config, evals)
-    assert not meta["from_cache"] and meta["heldout"] == "validation"
-    assert len(meta["train_elbo"]) == len(meta["heldout_elbo"]) == 2
-    assert meta["log_likelihood"] >= meta["elbo"]
-    again, meta2 = V.fit(config, evals)
-    assert meta2["from_cache"] and meta2["elbo"] == meta["elbo"]
+SMALL = V.VAEConfig(z_dim=2, hidden_dim=16, num_layers=1, num_epochs=2, batch_size=64,
+                    num_train=256, num_monitor=64, num_val=128)
+SMALL_EVAL = V.EvalConfig(num_samples=8, num_images=32)
+
+
+def test_cached_training_restores_the_same_weights_and_evaluation():
+    vae, held, history, info = R.trained_vae(SMALL)
+    assert not info["from_cache"] and info["examples"] == 2 * 256
+    assert len(held) == 128  # the validation split
+    metrics, eval_info = R.final_evaluation(vae, held, SMALL, SMALL_EVAL)
+    assert not eval_info["from_cache"]
+    assert metrics["log_likelihood"] >= metrics["elbo"]
+    # the evaluation is the plain one, on the trained weights
+    assert metrics == R.heldout_metrics(vae, held, SMALL_EVAL, SMALL.seed)
+    assert metrics["elbo"] == pytest.approx(history["heldout_elbo"][-1], abs=15)
+
+    pyro.clear_param_store()
+    again, held2, history2, info2 = R.trained_vae(SMALL)
+    assert info2["from_cache"] and history2 == history and torch.equal(held2, held)
     for key, value in vae.state_dict().items():
-        torch.testing.assert_close(again.state_dict()[key], value)
+        assert torch.equal(again.state_dict()[key], value)
+    metrics2, eval_info2 = R.final_evaluation(again, held2, SMALL, SMALL_EVAL)
+    assert eval_info2["from_cache"] and metrics2 == metrics
+    # the restored VAE is the reader's object: its methods work as before
+    torch.testing.assert_close(V.reconstruct(again, held[:3]),
+                               V.reconstruct(vae, held[:3]))
+
+
+def test_cli_run_reports_the_results_page_keys(monkeypatch):
+    monkeypatch.setattr(R, "VAEConfig", lambda seed: replace(SMALL, seed=seed))
+    monkeypatch.setattr(R, "EvalConfig", lambda: SMALL_EVAL)
+    first = R.cli_run(seed=1)
+    assert set(first) == {
+        "test negative ELBO (nats/image)",
+        "test negative log-likelihood, importance-sampled",
+        "importance samples per image", "epochs", "SVI seconds", "evaluation seconds",
+        "from cache"}
+    assert first["epochs"] == 2 and first["importance samples per image"] == 8
+    assert not first["from cache"]
+    again = R.cli_run(seed=1)
+    assert again["from cache"]
+    assert again["test negative ELBO (nats/image)"] == \
+        first["test negative ELBO (nats/image)"]
 
 
 def test_figures_build(images):
@@ -124,11 +174,12 @@ def test_figures_build(images):
     plots.grid(V.sample_prior(vae, 6), 2, 3)
 
 
-def test_page_shows_existing_code():
-    if not BOOK_PAGE.exists():
-        pytest.skip("book/vae.md not written yet")
+def test_page_trains_with_the_runs_cache_entry():
+    """The page's visible ``cached("vae", ...)`` call must match ``runs.vae``'s, so that
+    page, CLI and results page share one cache entry."""
     text = BOOK_PAGE.read_text()
-    for target in re.findall(r":pyobject: ([\w.]+)", text):
-        obj = V
-        for part in target.split("."):
-            obj = getattr(obj, part)  # AttributeError names a target that vanished
+    call = re.search(r'cached\("vae", config, train, vae, x, held, config,\s*'
+                     r'code=\(([\w, ]+)\)\)', text)
+    assert call, "the page's cached call changed: keep it equal to runs.vae's"
+    assert call.group(1).split(", ") == [f.__name__ for f in R.TRAIN_CODE]
+    assert "final_evaluation(vae, held, config" in text

@@ -31,8 +31,10 @@ def four_steps() -> Figure:
                 fontsize=8)
         if i < 3:
             ax.add_patch(FancyArrowPatch((i + 0.86, 0.5), (i + 1.04, 0.5),
-                                         arrowstyle="-|>", mutation_scale=14, color="0.3"))
-    ax.add_patch(FancyArrowPatch((3.45, 0.1), (0.45, 0.1), connectionstyle="arc3,rad=-0.2",
+                                         arrowstyle="-|>", mutation_scale=14,
+                                         color="0.3"))
+    ax.add_patch(FancyArrowPatch((3.45, 0.1), (0.45, 0.1),
+                                 connectionstyle="arc3,rad=-0.2",
                                  arrowstyle="-|>", mutation_scale=14, color=COLORS[3]))
     ax.text(1.95, -0.42, "the model fails a check: rewrite it", ha="center",
             color=COLORS[3], fontsize=9)

@@ -62,7 +62,8 @@ def elbo_curves(losses: dict[str, list[float]], num_data: int) -> Figure:
     return fig
 
 
-def posterior_marginals(samples: dict[str, dict], exact: dict | None, truth: dict) -> Figure:
+def posterior_marginals(samples: dict[str, dict], exact: dict | None,
+                        truth: dict) -> Figure:
     """Histogram of each guide's samples per parameter, the exact posterior density and
     the true value. ``exact`` maps parameter -> (grid, density)."""
     fig, axes = figure(3, width=9.0, height=3.3)
@@ -92,15 +93,16 @@ def predictive_bands(ax, x_grid, obs, x, y, x_test=None, y_test=None, title="") 
         ax.scatter(_np(x_test)[:300], _np(y_test)[:300], s=4, color="0.5",
                    label="held-out points")
     ax.scatter(_np(x), _np(y), s=9, color=COLORS[3], label="training points")
-    ax.set_ylim(*_robust_ylim(np.concatenate([_np(y), _np(y_test)]) if y_test is not None
-                              else y))
+    ax.set_ylim(*_robust_ylim(np.concatenate([_np(y), _np(y_test)])
+                              if y_test is not None else y))
     ax.set_xlabel("x")
     ax.set_ylabel("y")
     ax.set_title(title)
 
 
 def predictive_panels(panels: list[dict]) -> Figure:
-    """Side-by-side ``predictive_bands`` panels; each dict holds its keyword arguments."""
+    """Side-by-side ``predictive_bands`` panels; each dict holds its keyword
+    arguments."""
     fig, axes = figure(len(panels), width=max(6.4, 4.0 * len(panels)), height=3.6,
                        sharey=True)
     for ax, kw in zip(axes[0], panels):

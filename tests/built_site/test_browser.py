@@ -21,16 +21,19 @@ from .common import HTML, ROOT, toc_pages
 
 webdriver = pytest.importorskip("selenium.webdriver")
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
 pytestmark = pytest.mark.site
 SHOTS = ROOT / "_build" / "screenshots"
 # A term from each page that only a reader of that page would search for.
 SEARCH_TERMS = {"book/intro": "probabilistic", "book/bayesian_modeling": "heavy-tailed",
-                "book/bnn": "reliability", "book/vae": "decoder", "book/ssvae": "enumeration"}
+                "book/bnn": "reliability", "book/vae": "decoder",
+                "book/ssvae": "enumeration"}
 
 
 @pytest.fixture(scope="module")
 def server():
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(HTML))
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler,
+                                directory=str(HTML))
     http.server.SimpleHTTPRequestHandler.log_message = lambda *args: None  # quiet
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
@@ -49,7 +52,8 @@ def browser():
     options.binary_location = binary
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
                  "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--window-size=1280,900"):
+                 "--disable-component-update", "--disable-sync",
+                 "--window-size=1280,900"):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(options=options,
@@ -71,7 +75,8 @@ def load(browser, url):
 def test_page_in_browser(page, server, browser):
     browser.get_log("browser")  # drop what earlier pages logged
     load(browser, urljoin(server, f"{page}.html"))
-    errors = [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    errors = [e["message"] for e in browser.get_log("browser")
+              if e["level"] == "SEVERE"]
     assert not errors, errors
 
     images = browser.execute_script(
@@ -81,7 +86,8 @@ def test_page_in_browser(page, server, browser):
         "'figcaption'))}))")
     for img in images:
         assert img["width"] > 0, f"image did not load: {img['src']}"
-        assert img["alt"].strip() or img["caption"], f"no alt text or caption: {img['src']}"
+        assert img["alt"].strip() or img["caption"], (
+            f"no alt text or caption: {img['src']}")
 
     # Full-page screenshots, light and dark, for a person to look at.
     SHOTS.mkdir(parents=True, exist_ok=True)
@@ -107,7 +113,8 @@ def test_internal_links_and_anchors_resolve():
         if urlparse(href).scheme or href.startswith(("mailto:", "javascript:")):
             continue
         target, anchor = urldefrag(href)
-        file = (source.parent / unquote(target)).resolve() if target else source.resolve()
+        file = ((source.parent / unquote(target)).resolve() if target
+                else source.resolve())
         if not file.exists():
             broken.append(f"{source.name}: {href}")
         elif anchor and file.suffix == ".html" and anchor not in ids.get(file, set()):

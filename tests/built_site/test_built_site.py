@@ -26,13 +26,14 @@ def test_page_is_built_and_clean(page):
     assert "Traceback (most recent call last)" not in text
     assert "<Figure size" not in text, "a figure was printed as text instead of drawn"
     for cls in ("stderr", "traceback", "error", "system-message", "problematic"):
-        bad = main.select(f".output.{cls}, .{cls}.highlight-ipythontb, .system-message, "
-                          ".problematic")
+        bad = main.select(f".output.{cls}, .{cls}.highlight-ipythontb, "
+                          ".system-message, .problematic")
         assert not bad, f"{page}: {cls} output: {bad[0].get_text()[:200]}"
     for img in main.find_all("img"):
         src = img.get("src", "")
         if not src.startswith(("http", "data:")):
-            assert (path.parent / src).resolve().is_file(), f"{page}: missing image {src}"
+            assert (path.parent / src).resolve().is_file(), (
+                f"{page}: missing image {src}")
 
 
 @pytest.mark.parametrize("page", toc_pages())

@@ -1,0 +1,86 @@
+"""Tests of chapter 4's runs: the cached calls the page, the CLI and the results page
+share, on tiny settings."""
+
+from functools import partial
+
+import pytest
+import torch
+
+from bdl_src.data import load_images
+from bdl_src.m1 import M1Config
+from bdl_src.runs import ssvae as R
+from bdl_src.ssvae import SSVAEConfig, classify
+from bdl_src.ssvae_baselines import BaselineConfig
+
+TINY_M1 = M1Config(code_dim=6, hidden_dim=16, num_layers=1, num_epochs=2,
+                   warmup_epochs=2, batch_size=100)
+TINY = dict(z_dim=3, hidden_dim=16, num_epochs=1, batch_size=100,
+            labelled_batch_size=10, m1=TINY_M1, num_val=100, num_train=300)
+TINY_BASELINE = dict(num_steps=20, eval_every=10, m1=TINY_M1, hidden_dim=16,
+                     num_val=100, num_train=300)
+
+
+def test_m1_and_m2_train_once_then_load_from_the_cache():
+    config = SSVAEConfig(num_labels=20, **TINY)
+    m1, m1_history, m1_info = R.fit_m1(config)
+    ssvae, data, history, info = R.fit_ssvae(config, m1)
+    assert not m1_info["from_cache"] and not info["from_cache"]
+    assert len(m1_history["epoch_losses"]) == 2
+    assert len(history["epoch_test_accuracy"]) == 1
+    assert len(data.labelled) == 20 and info["examples"] == len(data.unlabelled)
+
+    m1_again, m1_history_again, m1_info_again = R.fit_m1(config)
+    again, _, history_again, info_again = R.fit_ssvae(config, m1_again)
+    assert m1_info_again["from_cache"] and info_again["from_cache"]
+    assert m1_history_again == m1_history and history_again == history
+    x = load_images("mnist", train=False).images[:8]
+    assert torch.equal(classify(ssvae, x), classify(again, x))
+    for k, v in m1.state_dict().items():
+        assert torch.equal(v, m1_again.state_dict()[k]), k
+    copy = R.on_cpu(again, config)
+    assert not copy.training and torch.equal(classify(copy, x), classify(again, x))
+
+
+@pytest.mark.parametrize("features", ["pixels", "m1"])
+def test_baseline_trains_once_then_loads_from_the_cache(features):
+    m1 = R.fit_m1(SSVAEConfig(num_labels=20, **TINY))[0] if features == "m1" else None
+    config = BaselineConfig(num_labels=20, features=features, **TINY_BASELINE)
+    net, result = R.fit_baseline(config, m1)
+    assert 0 <= result["test_accuracy"] <= 1 and result["best_step"] in (10, 20)
+    again, result_again = R.fit_baseline(config, m1)
+    assert result_again["test_accuracy"] == result["test_accuracy"]
+    x = torch.rand(2, 784)
+    assert net(x).shape == (2, 10) and torch.equal(net(x), again(x))
+
+
+def test_a_baseline_of_unknown_features_is_refused():
+    with pytest.raises(ValueError, match="features"):
+        R.fit_baseline(BaselineConfig(features="labels"))
+
+
+def test_cli_run_reports_the_keys_the_results_page_reads(monkeypatch):
+    monkeypatch.setattr(R, "BOOK_LABELS", (20, 40))
+    monkeypatch.setattr(R, "SSVAEConfig", partial(SSVAEConfig, **TINY))
+    monkeypatch.setattr(R, "BaselineConfig", partial(BaselineConfig, **TINY_BASELINE))
+    metrics = R.cli_run()
+    expected = ["M1 train seconds (shared)"]
+    for n in (20, 40):
+        expected += [f"SS-VAE test accuracy, {n} labels",
+                     f"SS-VAE train seconds, {n} labels",
+                     f"labelled only (pixels) test accuracy, {n} labels",
+                     f"labelled only (m1) test accuracy, {n} labels"]
+    assert list(metrics) == expected
+    again = R.cli_run()  # everything from the cache: the same numbers
+    assert {k: v for k, v in again.items() if "accuracy" in k} == \
+        {k: v for k, v in metrics.items() if "accuracy" in k}
+
+
+def test_accuracy_at_counts_m1_time_first():
+    history = {"epoch_seconds": [6.0, 12.0, 18.0],
+               "epoch_test_accuracy": [0.90, 0.94, 0.95]}
+    assert R.accuracy_by_time(50.0, history) == [(56.0, 0.90), (62.0, 0.94),
+                                                 (68.0, 0.95)]
+    assert R.accuracy_at(50.0, history, 61.0) == (56.0, 0.90, 1)  # last epoch done
+    assert R.accuracy_at(50.0, history, 62.0) == (62.0, 0.94, 2)
+    assert R.accuracy_at(50.0, history, 10.0) == (56.0, 0.90, 1)  # none done: the first
+    assert R.accuracy_at(50.0, history, 500.0) == (68.0, 0.95, 3)  # training ended
