@@ -288,7 +288,7 @@ def cached(name: str, config, train_fn: Callable, *args, code: Iterable = (),
             _restore(args, state, meta["constraints"])
             _forget(meta["module_params"])
         return meta["history"], {**meta["info"], "from_cache": True}
-    with pyro.get_param_store().scope() as scope, _count_examples() as counter:
+    with pyro.get_param_store().scope(), _count_examples() as counter:
         start = time.perf_counter()
         history = train_fn(*args)
         seconds = time.perf_counter() - start
@@ -298,7 +298,6 @@ def cached(name: str, config, train_fn: Callable, *args, code: Iterable = (),
         module_params = [n for n, p in pyro.get_param_store()._params.items()
                          if id(p) in owned]
         state, constraint_names = _capture(args, fresh) if saves_state else ({}, {})
-    del scope
     _forget(module_params)
     for pname, cname in constraint_names.items():  # as a plain run would leave them
         if pname in pyro.get_param_store():
