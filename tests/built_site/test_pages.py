@@ -14,12 +14,18 @@ import sys
 
 import pytest
 
+from bdl_src.cache import cache_dir
+
 from .common import ROOT, toc_pages
 
 pytestmark = pytest.mark.site
 EXECUTED = ROOT / "_build" / "jupyter_execute"
 HIDDEN = {"remove-cell", "remove-input"}  # cells whose code a reader never sees
 MARK = "@@cell {}@@"
+
+
+def cache_files() -> set[str]:
+    return {p.name for p in cache_dir().glob("*.safetensors")}
 
 
 def executed(page: str) -> dict | None:
@@ -62,9 +68,12 @@ def test_visible_cells_run_as_one_script_and_print_what_the_page_shows(page, tmp
     path = tmp_path / f"{page.replace('/', '_')}.py"
     path.write_text("\n".join(script) + "\n")
     env = {**os.environ, "MPLBACKEND": "Agg"}
+    before = cache_files()
     done = subprocess.run([sys.executable, str(path)], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, f"{page}: {done.stderr[-2000:]}"
+    assert cache_files() == before, f"{page}: its cells trained instead of loading " \
+        f"the build's models from {cache_dir()}"
     printed = re.split(r"@@cell (\d+)@@\n", done.stdout)[1:]
     by_cell = dict(zip(map(int, printed[0::2]), printed[1::2]))
     assert len(by_cell) == len(cells)
