@@ -2,7 +2,8 @@
 
 Toy data with known truth, the model (``BayesianRegression``) and its heavy-tailed
 rewrite (``RobustRegression``), a hand-written mean-field guide, the SVI loop that fits
-a guide (``train``), the exact posterior, and the posterior predictive checks.
+a guide (``train``), NUTS as a second inference engine (``run_nuts``), the exact
+posterior, and the posterior predictive checks.
 """
 
 from __future__ import annotations
@@ -15,16 +16,17 @@ import pyro
 import pyro.distributions as dist
 import torch
 from pyro.distributions import constraints
-from pyro.infer import SVI, Predictive, Trace_ELBO
-from pyro.infer.autoguide import AutoNormal
+from pyro.infer import MCMC, NUTS, SVI, Predictive, Trace_ELBO
+from pyro.infer.autoguide import AutoMultivariateNormal, AutoNormal
 from pyro.nn import PyroModule, PyroSample
 
-from bdl_src.train import check_finite, lr_decay, progress
+from bdl_src.train import check_finite, lr_decay, progress, show_progress
 
 
 @dataclass(frozen=True)
 class ToyConfig:
-    """A toy data set y = intercept + slope * x + noise, with x uniform on [-3, 3]."""
+    """A toy data set y = intercept + slope * x + noise, with x uniform on
+    [x_center - 3, x_center + 3]."""
 
     intercept: float = 1.0
     slope: float = 2.0
@@ -33,6 +35,8 @@ class ToyConfig:
     noise_df: float | None = None
     num_train: int = 200
     num_test: int = 1000  # held out for the coverage checks
+    # 0: intercept and slope nearly uncorrelated a posteriori; far from 0: correlated
+    x_center: float = 0.0
     seed: int = 0
 
 
@@ -49,7 +53,7 @@ def make_toy_data(config: ToyConfig = ToyConfig()) -> ToyData:
     """Draw training and held-out points from the known line (seeded)."""
     gen = torch.Generator().manual_seed(config.seed)
     n = config.num_train + config.num_test
-    x = torch.rand(n, generator=gen) * 6 - 3
+    x = torch.rand(n, generator=gen) * 6 - 3 + config.x_center
     if config.noise_df is None:
         eps = torch.randn(n, generator=gen)
     else:  # Student-t: a normal divided by the root of a scaled chi-square
@@ -126,7 +130,9 @@ class FitConfig:
     """How to fit a guide: which model and guide, and the SVI settings."""
 
     model: str = "gaussian"  # "gaussian" (BayesianRegression) or "student" (Robust...)
-    guide: str = "mean_field"  # "mean_field" (hand-written) or "auto" (AutoNormal)
+    # "mean_field" (hand-written), "auto" (AutoNormal) or "full_rank"
+    # (AutoMultivariateNormal: one Gaussian over all latent variables, correlations too)
+    guide: str = "mean_field"
     num_steps: int = 1500
     lr: float = 0.05  # decays 500-fold over the run, to 1e-4
     num_particles: int = 128  # ELBO samples per step, vectorised: nearly free
@@ -140,8 +146,9 @@ def build(config: FitConfig):
                          "with guide='auto'")
     model = {"gaussian": BayesianRegression,
              "student": RobustRegression}[config.model]()
-    return model, (mean_field_guide if config.guide == "mean_field"
-                   else AutoNormal(model))
+    guides = {"mean_field": lambda m: mean_field_guide, "auto": AutoNormal,
+              "full_rank": AutoMultivariateNormal}
+    return model, guides[config.guide](model)
 
 
 def train(model, guide, x: torch.Tensor, y: torch.Tensor, config: FitConfig) -> list:
@@ -161,6 +168,32 @@ def train(model, guide, x: torch.Tensor, y: torch.Tensor, config: FitConfig) -> 
         check_finite(loss, "regression", step + 1)
         losses.append(loss)
     return losses
+
+
+@dataclass(frozen=True)
+class NUTSConfig:
+    """Settings of the NUTS sampler."""
+
+    num_samples: int = 1000  # kept draws per chain
+    warmup_steps: int = 500  # adapt the step size and mass matrix, then discard
+    num_chains: int = 2  # independent chains, run one after the other
+    seed: int = 0
+
+
+def run_nuts(model, x: torch.Tensor, y: torch.Tensor, config: NUTSConfig) -> dict:
+    """Draw from the posterior of ``model`` given ``(x, y)`` with NUTS; return each
+    latent site's draws as nested lists of shape (num_chains, num_samples). Shown in
+    book/bayesian_modeling.md."""
+    chains = []
+    for chain in range(config.num_chains):
+        pyro.set_rng_seed(config.seed + chain)
+        mcmc = MCMC(NUTS(model), num_samples=config.num_samples,
+                    warmup_steps=config.warmup_steps,
+                    disable_progbar=not show_progress())
+        mcmc.run(x, y)
+        chains.append(mcmc.get_samples())
+    return {name: torch.stack([c[name] for c in chains]).tolist()
+            for name in chains[0]}
 
 
 def prior_samples(model, x, num_samples: int = 500, seed: int = 0) -> dict:
@@ -241,6 +274,29 @@ def exact_posterior(x, y, prior_scale: float = 5.0, noise_scale: float = 2.0,
                "sigma": sig_sd.item()},
         "sigma_grid": sig, "weights": w, "cond_mean": mean, "cond_cov": cov,
     }
+
+
+def exact_samples(post: dict, num_samples: int, seed: int = 0) -> dict:
+    """Draws from the exact posterior of ``exact_posterior``: sigma from its grid
+    weights, then (intercept, slope) from their Gaussian given that sigma."""
+    gen = torch.Generator().manual_seed(seed)
+    i = torch.multinomial(post["weights"], num_samples, replacement=True, generator=gen)
+    chol = torch.linalg.cholesky(post["cond_cov"][i])  # (S, 2, 2)
+    eps = torch.randn(num_samples, 2, 1, generator=gen, dtype=chol.dtype)
+    ab = post["cond_mean"][i] + (chol @ eps).squeeze(-1)  # (S, 2)
+    return {"intercept": ab[:, 0].float(), "slope": ab[:, 1].float(),
+            "sigma": post["sigma_grid"][i].float()}
+
+
+def mean_field_optimum_sd(post: dict) -> dict:
+    """The standard deviations that minimise KL(q||p) over fully factorised Gaussians
+    q when p is Gaussian: 1 / sqrt(diagonal of p's precision), here with sigma fixed at
+    its posterior mean. They are the *conditional* sds, smaller than the marginal ones
+    whenever the variables are correlated."""
+    k = torch.argmin((post["sigma_grid"] - post["mean"]["sigma"]).abs())
+    precision = torch.linalg.inv(post["cond_cov"][k])
+    sd = precision.diagonal().rsqrt()
+    return {"intercept": sd[0].item(), "slope": sd[1].item()}
 
 
 def exact_density(post: dict, name: str, values: torch.Tensor) -> torch.Tensor:

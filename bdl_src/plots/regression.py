@@ -125,3 +125,38 @@ def calibration(curves: dict[str, tuple]) -> Figure:
     ax.set_aspect("equal")
     ax.legend(fontsize=8, loc="lower right")
     return fig
+
+
+def correlated_posterior(samples: dict[str, dict], x_grid, x,
+                         num_points: int = 1500) -> Figure:
+    """Left: draws of (intercept, slope) from each posterior (the first one is the
+    reference, drawn in black). Right: the central 90 % band of the regression line
+    a + b x under each, minus the reference's mean line, over ``x_grid`` (which may
+    reach beyond the data ``x``: the intercept is the line at x = 0)."""
+    fig, axes = figure(2, width=8.0, height=3.6)
+    ax1, ax2 = axes[0]
+    xg = _np(x_grid)
+    ax2.axvspan(float(_np(x).min()), float(_np(x).max()), color="0.9", zorder=0,
+                label="range of the data")
+    center = None
+    for i, (label, s) in enumerate(samples.items()):
+        color = "black" if i == 0 else COLORS[i - 1]
+        a, b = _np(s["intercept"]), _np(s["slope"])
+        ax1.scatter(a[:num_points], b[:num_points], s=2, alpha=0.3, color=color,
+                    rasterized=True)
+        lines = a[:, None] + b[:, None] * xg  # (S, G)
+        center = lines.mean(0) if center is None else center
+        lo, hi = np.quantile(lines - center, [0.05, 0.95], axis=0)
+        style = dict(color=color, lw=1.5, ls="--" if i == 0 else "-")
+        ax2.plot(xg, lo, label=label, **style)
+        ax2.plot(xg, hi, **style)
+    ax1.set_xlabel("intercept")
+    ax1.set_ylabel("slope")
+    ax1.set_title("Posterior draws")
+    ax2.axvline(0.0, color="0.5", lw=0.8)
+    ax2.set_xlabel("x")
+    ax2.set_ylabel("line minus the exact mean line")
+    ax2.set_title("90 % band of the line a + b x")
+    handles, labels = ax2.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=len(labels))
+    return fig

@@ -45,3 +45,32 @@ def test_page_offers_source_and_notebook_downloads(page):
     for suffix in wanted:
         assert f"_sources/{page}{suffix}" in html, f"{page}: no {suffix} download"
         assert (HTML / "_sources" / f"{page}{suffix}").is_file()
+
+
+CHAPTERS = ["book/bayesian_modeling", "book/bnn", "book/vae", "book/ssvae"]
+
+
+@pytest.mark.parametrize("page", CHAPTERS)
+def test_chapter_has_a_model_diagram_exercises_solutions_and_takeaways(page):
+    """Every chapter shows a diagram of its model drawn by pyro.render_model (a figure
+    named fig-diagram-*, an SVG image), at least three exercises each with a solution
+    whose code ran (an output under it, no error), key takeaways and pointers."""
+    soup = BeautifulSoup((HTML / f"{page}.html").read_text(), "html.parser")
+    main = soup.find("main") or soup
+    diagrams = [f for f in main.find_all("figure")
+                if (f.get("id") or "").startswith("fig-diagram")]
+    assert diagrams, f"{page}: no model diagram"
+    for figure in diagrams:
+        img = figure.find("img")
+        assert img is not None and img["src"].endswith(".svg"), figure.get("id")
+    exercises = main.select("div.exercise")
+    solutions = main.select("div.solution")
+    assert len(exercises) >= 3, f"{page}: {len(exercises)} exercises"
+    assert len(solutions) >= len(exercises), f"{page}: an exercise lacks a solution"
+    for solution in solutions:
+        cells = solution.select("div.cell")
+        assert cells, f"{page}: a solution without executed code"
+        assert solution.select("div.cell_output"), f"{page}: a solution printed nothing"
+    headings = [h.get_text(" ").strip().rstrip("#").strip()
+                for h in main.find_all("h2")]
+    assert "Key takeaways" in headings and "Try next" in headings, headings
