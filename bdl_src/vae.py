@@ -1,10 +1,13 @@
 """Chapter 3: a variational autoencoder (VAE) on Fashion-MNIST.
 
 ``VAE`` holds the decoder (the model's network) and the encoder (the guide's network)
-and defines ``model(x)`` and ``guide(x)``. ``train`` fits it by SVI on mini-batches;
-``log_weights`` and ``evaluate`` give the ELBO and the importance-sampled
-log-likelihood; the last helpers encode, decode, sample and interpolate for the
-chapter's figures. The book's runs (cached) are in ``bdl_src.runs.vae``.
+and defines ``model(x)`` and ``guide(x)``; with ``num_flows > 0`` the guide pushes the
+encoder's Gaussian through conditional affine autoregressive transforms (a normalizing
+flow). ``binarize`` gives the binarised-data variant that the literature reports.
+``train`` fits it by SVI on mini-batches; ``log_weights`` and ``evaluate`` give the ELBO
+and the importance-sampled log-likelihood; the last helpers encode, decode, sample and
+interpolate for the chapter's figures. The book's runs (cached) are in
+``bdl_src.runs.vae``.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ import pyro
 import pyro.distributions as dist
 import torch
 from pyro import poutine
+from pyro.distributions.transforms import ConditionalAffineAutoregressive
 from pyro.infer import SVI, TraceMeanField_ELBO
+from pyro.nn import ConditionalAutoRegressiveNN
 from torch import nn
 
 from bdl_src.data import ImageData, load_images, train_val_split
@@ -41,6 +46,12 @@ class VAEConfig:
     num_val: int = 0  # 0: train on all 60,000 images, hold out the test set;
     #                   n > 0: hold out n training images instead (to choose settings)
     num_train: int = 0  # 0: every training image left; n > 0: only the first n (tests)
+    # 0: the mean-field Gaussian guide; n > 0: that Gaussian pushed through n
+    # conditional affine autoregressive transforms (an inverse autoregressive flow)
+    num_flows: int = 0
+    # False: Bernoulli on grey levels; True: pixels drawn 0/1 with their grey level as
+    # probability, afresh in every epoch (dynamic binarisation)
+    binarize: bool = False
     seed: int = 0
 
 
@@ -53,15 +64,20 @@ class EvalConfig:
 
 
 class Encoder(nn.Module):
-    """x (..., 784) -> loc, scale (..., z_dim) of the Gaussian q(z | x)."""
+    """x (..., 784) -> loc, scale (..., z_dim) of the Gaussian q(z | x), and a context
+    (..., context_dim) for a flow (empty when ``context_dim`` is 0)."""
 
-    def __init__(self, z_dim: int, hidden_dim: int, num_layers: int):
+    def __init__(self, z_dim: int, hidden_dim: int, num_layers: int,
+                 context_dim: int = 0):
         super().__init__()
-        self.net = mlp([NUM_PIXELS] + [hidden_dim] * num_layers + [2 * z_dim])
+        self.z_dim = z_dim
+        self.net = mlp([NUM_PIXELS] + [hidden_dim] * num_layers
+                       + [2 * z_dim + context_dim])
 
     def forward(self, x):
-        loc, raw_scale = self.net(x).chunk(2, dim=-1)
-        return loc, nn.functional.softplus(raw_scale) + 1e-4
+        out = self.net(x)
+        loc, raw_scale = out[..., :self.z_dim], out[..., self.z_dim:2 * self.z_dim]
+        return loc, nn.functional.softplus(raw_scale) + 1e-4, out[..., 2 * self.z_dim:]
 
 
 class Decoder(nn.Module):
@@ -88,11 +104,18 @@ class VAE(nn.Module):
     """
 
     def __init__(self, z_dim: int = 32, hidden_dim: int = 512, num_layers: int = 2,
-                 num_data: int | None = None):
+                 num_data: int | None = None, num_flows: int = 0):
         super().__init__()
         self.z_dim, self.num_data = z_dim, num_data
-        self.encoder = Encoder(z_dim, hidden_dim, num_layers)
+        context_dim = 2 * z_dim if num_flows else 0
+        self.encoder = Encoder(z_dim, hidden_dim, num_layers, context_dim)
         self.decoder = Decoder(z_dim, hidden_dim, num_layers)
+        # Each flow step: z -> loc(z_<i, h) + scale(z_<i, h) * z_i, coordinate by
+        # coordinate (i in a new random order each step), h the encoder's context.
+        self.flows = nn.ModuleList(
+            ConditionalAffineAutoregressive(ConditionalAutoRegressiveNN(
+                z_dim, context_dim, [4 * z_dim]))
+            for _ in range(num_flows))
 
     def scale(self, x) -> float:
         return 1.0 if self.num_data is None else self.num_data / x.shape[0]
@@ -112,13 +135,26 @@ class VAE(nn.Module):
 
     def guide(self, x):
         pyro.module("encoder", self.encoder)
+        pyro.module("flows", self.flows)
         with pyro.plate("data", x.shape[0]), poutine.scale(scale=self.scale(x)):
-            loc, scale = self.encoder(x)
-            pyro.sample("z", dist.Normal(loc, scale).to_event(1))
+            loc, scale, context = self.encoder(x)
+            q = dist.Normal(loc, scale).to_event(1)
+            if len(self.flows):  # q(z | x): the Gaussian pushed through the flow
+                q = dist.TransformedDistribution(
+                    q, [flow.condition(context) for flow in self.flows])
+            pyro.sample("z", q)
 
 
 def build(config: VAEConfig, num_data: int | None = None) -> VAE:
-    return VAE(config.z_dim, config.hidden_dim, config.num_layers, num_data=num_data)
+    return VAE(config.z_dim, config.hidden_dim, config.num_layers, num_data=num_data,
+               num_flows=config.num_flows)
+
+
+def binarize(images: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """Pixels drawn 0 or 1 with their grey level as probability (seeded): the fixed
+    binarisation of a test set."""
+    gen = torch.Generator(device=images.device).manual_seed(seed)
+    return torch.bernoulli(images, generator=gen)
 
 
 @torch.no_grad()
@@ -144,12 +180,14 @@ def log_weights(vae: VAE, x: torch.Tensor, num_samples: int) -> torch.Tensor:
 
 
 def evaluate(vae: VAE, images: torch.Tensor, num_samples: int = 1,
-             batch_size: int = 50, seed: int | None = 0) -> dict:
+             batch_size: int = 50, seed: int | None = 0, per_image: bool = False
+             ) -> dict:
     """The ELBO and the importance-sampled log-likelihood, in nats per image.
 
     Both come from the same K = ``num_samples`` draws per image: ``elbo`` averages
     log w_k, ``log_likelihood`` is log(1/K sum_k w_k), never below it. ``seed=None``
-    draws from the running random state instead of reseeding it.
+    draws from the running random state instead of reseeding it. With ``per_image``
+    the result also holds both numbers for every image (``elbo_per_image``, ...).
     """
     if seed is not None:
         pyro.set_rng_seed(seed)
@@ -158,8 +196,11 @@ def evaluate(vae: VAE, images: torch.Tensor, num_samples: int = 1,
         lw = log_weights(vae, images[start:start + batch_size], num_samples)
         elbo.append(lw.mean(0))
         ll.append(lw.logsumexp(0) - math.log(num_samples))
-    return {"elbo": torch.cat(elbo).mean().item(),
-            "log_likelihood": torch.cat(ll).mean().item()}
+    elbo, ll = torch.cat(elbo), torch.cat(ll)
+    out = {"elbo": elbo.mean().item(), "log_likelihood": ll.mean().item()}
+    if per_image:
+        out.update(elbo_per_image=elbo.tolist(), log_likelihood_per_image=ll.tolist())
+    return out
 
 
 def load_data(config: VAEConfig) -> tuple[ImageData, ImageData]:
@@ -190,10 +231,13 @@ def train(vae: VAE, x: torch.Tensor, held: torch.Tensor, config: VAEConfig) -> d
     optim = pyro.optim.ExponentialLR({"optimizer": torch.optim.Adam,
                                       "optim_args": adam, "gamma": gamma})
     svi = SVI(vae.model, vae.guide, optim, loss=TraceMeanField_ELBO())
+    binary_gen = torch.Generator(x.device).manual_seed(config.seed + 1)
     train_elbo, heldout_elbo = [], []
     for epoch in progress(range(config.num_epochs), desc="VAE"):
         losses = []
         for (batch,) in minibatches((x,), config.batch_size, generator):
+            if config.binarize:  # a fresh 0/1 image at every visit
+                batch = torch.bernoulli(batch, generator=binary_gen)
             loss = svi.step(batch)  # an estimate of the negative ELBO of all N images
             check_finite(loss, "VAE", len(losses) + 1, epoch + 1)
             losses.append(loss)
@@ -209,8 +253,9 @@ def train(vae: VAE, x: torch.Tensor, held: torch.Tensor, config: VAEConfig) -> d
 
 @torch.no_grad()
 def encode(vae: VAE, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """loc and scale of q(z | x) for each image: shapes (N, z_dim)."""
-    return vae.encoder(images)
+    """loc and scale of the Gaussian q(z | x) (before any flow) for each image: shapes
+    (N, z_dim)."""
+    return vae.encoder(images)[:2]
 
 
 @torch.no_grad()

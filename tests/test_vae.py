@@ -183,3 +183,56 @@ def test_page_trains_with_the_runs_cache_entry():
     assert call, "the page's cached call changed: keep it equal to runs.vae's"
     assert call.group(1).split(", ") == [f.__name__ for f in R.TRAIN_CODE]
     assert "final_evaluation(vae, held, config" in text
+
+
+def test_flow_guide_density_matches_a_hand_computed_one(images):
+    """One affine autoregressive step: z = loc(z0, h) + exp(log_scale(z0, h)) * z0 with
+    z0 from the encoder's Gaussian, so log q(z) = log N(z0) - sum(log_scale)."""
+    pyro.set_rng_seed(0)
+    vae = V.VAE(z_dim=3, hidden_dim=16, num_layers=1, num_flows=1)
+    x = images[:5]
+    loc, scale, context = vae.encoder(x)
+    assert context.shape == (5, 6)
+    z0 = torch.randn(5, 3)
+    shift, log_scale = vae.flows[0].nn(z0, context=context)
+    z = shift + log_scale.exp() * z0
+    hand = (torch.distributions.Normal(loc, scale).log_prob(z0).sum(-1)
+            - log_scale.sum(-1))
+    guide_tr = poutine.trace(poutine.condition(vae.guide, data={"z": z})).get_trace(x)
+    q = guide_tr.nodes["z"]["fn"]  # scores z by inverting the flow, coordinate-wise
+    assert torch.allclose(q.log_prob(z), hand, atol=1e-4)
+
+
+def test_flow_guide_trains_and_its_importance_estimate_is_above_its_elbo(images):
+    x, held = images[:96], images[96:]
+    pyro.set_rng_seed(0)
+    vae = V.VAE(z_dim=4, hidden_dim=32, num_layers=1, num_data=len(x), num_flows=2)
+    history = V.train(vae, x, held, replace(TINY, num_epochs=5))
+    assert -history["train_elbo"][-1] < -history["train_elbo"][0]
+    vae.num_data = None
+    metrics = V.evaluate(vae, held, num_samples=50, per_image=True)
+    assert metrics["log_likelihood"] >= metrics["elbo"]
+    assert len(metrics["elbo_per_image"]) == len(held)
+
+
+def test_binarisation_of_a_test_set_is_fixed_and_binary(images):
+    a, b = V.binarize(images, seed=0), V.binarize(images, seed=0)
+    assert torch.equal(a, b) and set(a.unique().tolist()) <= {0.0, 1.0}
+    assert not torch.equal(a, V.binarize(images, seed=1))
+    assert a.mean().item() == pytest.approx(images.mean().item(), abs=0.01)
+
+
+def test_dynamic_binarisation_trains_on_fresh_zero_one_images(images, monkeypatch):
+    seen = []
+    step = pyro.infer.SVI.step
+
+    def recording_step(svi, batch):
+        seen.append(batch.clone())
+        return step(svi, batch)
+
+    monkeypatch.setattr(pyro.infer.SVI, "step", recording_step)
+    x = images[:32]
+    vae = small_vae(num_data=len(x))
+    V.train(vae, x, x, replace(TINY, num_epochs=2, batch_size=32, binarize=True))
+    assert len(seen) == 2 and all(set(b.unique().tolist()) <= {0.0, 1.0} for b in seen)
+    assert not torch.equal(seen[0].sort(0).values, seen[1].sort(0).values)

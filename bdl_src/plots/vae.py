@@ -80,3 +80,30 @@ def grid(images, nrows: int, ncols: int, width: float = 6.4) -> Figure:
     ax.axis("off")
     return fig
 
+
+
+def posterior_clouds(samples: dict[str, np.ndarray], image) -> Figure:
+    """For one image (left), draws of z from each guide, each set projected on its own
+    two principal axes and scaled to unit spread along them: the shape of each guide's
+    posterior, whatever its location and size (the two models' codes live in
+    different spaces)."""
+    names = list(samples)
+    fig, axes = figure(len(names) + 1, width=8.0, height=3.0,
+                       width_ratios=[1] + [2] * len(names))
+    axes[0, 0].imshow(np.asarray(image).reshape(28, 28), cmap="gray_r", vmin=0, vmax=1)
+    axes[0, 0].axis("off")
+    for i, name in enumerate(names):
+        z = np.asarray(samples[name])
+        centred = z - z.mean(0)
+        _, s, vt = np.linalg.svd(centred, full_matrices=False)
+        pts = centred @ vt[:2].T / (s[:2] / np.sqrt(len(z)))
+        ax = axes[0, i + 1]
+        ax.scatter(pts[:, 0], pts[:, 1], s=3, alpha=0.35, color=COLORS[i],
+                   rasterized=True, linewidths=0)
+        ax.set_title(name)
+        ax.set_xlabel("first principal axis")
+        ax.set_ylabel("second")
+        ax.set_xlim(-4.5, 4.5)
+        ax.set_ylim(-4.5, 4.5)
+        ax.set_aspect("equal")
+    return fig

@@ -19,6 +19,7 @@ from bdl_src.vae import (
     VAE,
     EvalConfig,
     VAEConfig,
+    binarize,
     build,
     evaluate,
     load_data,
@@ -36,11 +37,14 @@ def trained_vae(config: VAEConfig, refresh: bool = False
     """Train the VAE of ``config`` (or load it from the cache) on this machine's device.
 
     Returns the VAE (with ``num_data`` set, on the device), the held-out images (on the
-    device), the history ``train`` returned and the cache's ``info``.
+    device; binarised once, seeded, when ``config.binarize``), the history ``train``
+    returned and the cache's ``info``.
     """
     device = default_device()
     train_data, heldout = load_data(config)
     x, held = train_data.images.to(device), heldout.images.to(device)
+    if config.binarize:
+        held = binarize(held, seed=config.seed)
     pyro.set_rng_seed(config.seed)  # the networks' initial weights
     vae = build(config, num_data=len(x)).to(device)
     history, info = cached("vae", config, train, vae, x, held, config,
@@ -52,12 +56,14 @@ def heldout_metrics(vae: VAE, held: torch.Tensor, eval_config: EvalConfig,
                     seed: int) -> dict:
     """The held-out ELBO and importance-sampled log-likelihood (``evaluate`` with K =
     ``eval_config.num_samples``) on every held-out image, or on a seeded random subset
-    of ``eval_config.num_images``."""
+    of ``eval_config.num_images`` (then with the numbers of every image, for paired
+    comparisons of two models on the same images)."""
     if eval_config.num_images:
         gen = torch.Generator().manual_seed(seed)
         pick = torch.randperm(len(held), generator=gen)[:eval_config.num_images]
         held = held[pick.to(held.device)]
-    return evaluate(vae, held, eval_config.num_samples, seed=seed)
+    return evaluate(vae, held, eval_config.num_samples, seed=seed,
+                    per_image=bool(eval_config.num_images))
 
 
 def final_evaluation(vae: VAE, held: torch.Tensor, config: VAEConfig,
