@@ -43,9 +43,10 @@ class VAEConfig:
     lr: float = 3e-3  # Adam's learning rate in the first epoch, decayed geometrically
     final_lr: float = 2e-4  # epoch by epoch to this one in the last epoch
     num_monitor: int = 2000  # held-out images whose ELBO is recorded after each epoch
-    num_val: int = 0  # 0: train on all 60,000 images, hold out the test set;
-    #                   n > 0: hold out n training images instead (to choose settings)
-    num_train: int = 0  # 0: every training image left; n > 0: only the first n (tests)
+    # None: train on all 60,000 images and hold out the test set; a number n: hold out
+    # n training images instead (to choose settings)
+    num_val: int | None = None
+    num_train: int | None = None  # None: every training image left; n: the first n
     # 0: the mean-field Gaussian guide; n > 0: that Gaussian pushed through n
     # conditional affine autoregressive transforms (an inverse autoregressive flow)
     num_flows: int = 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.patheffects import withStroke
 
 from bdl_src.plots.common import COLORS, figure
 
@@ -48,13 +49,21 @@ def image_rows(rows, row_labels, width: float = 6.4, col_labels=None) -> Figure:
 def latent_scatter(points, labels, class_names, title: str | None = None) -> Figure:
     """2-D points (N, 2) coloured by class, one legend entry per class."""
     points, labels = np.asarray(points), np.asarray(labels)
-    colors = COLORS[:7] + ["#999999", "#882255", "#44AA99"]  # ten classes
+    # ten distinct hues, safe for colour-blind readers (Paul Tol's "muted" scheme)
+    colors = ["#332288", "#88CCEE", "#44AA99", "#117733", "#999933", "#DDCC77",
+              "#CC6677", "#882255", "#AA4499", "#555555"]
     fig, axes = figure(width=6.4, height=4.6)
     ax = axes[0, 0]
     for k, name in enumerate(class_names):
         pts = points[labels == k]
         ax.scatter(pts[:, 0], pts[:, 1], s=3, alpha=0.5, color=colors[k], label=name,
                    rasterized=True, linewidths=0)
+    for k, name in enumerate(class_names):  # each class's name at its median
+        if (labels == k).any():
+            x, y = np.median(points[labels == k], axis=0)
+            ax.text(x, y, name, fontsize=8, ha="center", va="center", weight="bold",
+                    color=colors[k], path_effects=[withStroke(linewidth=2.5,
+                                                              foreground="white")])
     ax.set_xlabel("first principal axis")
     ax.set_ylabel("second principal axis")
     ax.set_aspect("equal", adjustable="datalim")
