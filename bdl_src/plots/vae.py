@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 from matplotlib.figure import Figure
-from matplotlib.patheffects import withStroke
 
 from bdl_src.plots.common import COLORS, figure
 
@@ -58,12 +57,6 @@ def latent_scatter(points, labels, class_names, title: str | None = None) -> Fig
         pts = points[labels == k]
         ax.scatter(pts[:, 0], pts[:, 1], s=3, alpha=0.5, color=colors[k], label=name,
                    rasterized=True, linewidths=0)
-    for k, name in enumerate(class_names):  # each class's name at its median
-        if (labels == k).any():
-            x, y = np.median(points[labels == k], axis=0)
-            ax.text(x, y, name, fontsize=8, ha="center", va="center", weight="bold",
-                    color=colors[k], path_effects=[withStroke(linewidth=2.5,
-                                                              foreground="white")])
     ax.set_xlabel("first principal axis")
     ax.set_ylabel("second principal axis")
     ax.set_aspect("equal", adjustable="datalim")
@@ -92,10 +85,10 @@ def grid(images, nrows: int, ncols: int, width: float = 6.4) -> Figure:
 
 
 def posterior_clouds(samples: dict[str, np.ndarray], image) -> Figure:
-    """For one image (left), draws of z from each guide, each set projected on its own
-    two principal axes and scaled to unit spread along them: the shape of each guide's
-    posterior, whatever its location and size (the two models' codes live in
-    different spaces)."""
+    """For one image (left), draws of z from each guide in the two coordinates of z
+    that guide is most certain about (smallest spread; the others sit near the prior),
+    each centred and scaled to unit spread: the shape of each guide's posterior where
+    the image informs it (the two models' codes live in different spaces)."""
     names = list(samples)
     fig, axes = figure(len(names) + 1, width=8.0, height=3.0,
                        width_ratios=[1] + [2] * len(names))
@@ -103,15 +96,14 @@ def posterior_clouds(samples: dict[str, np.ndarray], image) -> Figure:
     axes[0, 0].axis("off")
     for i, name in enumerate(names):
         z = np.asarray(samples[name])
-        centred = z - z.mean(0)
-        _, s, vt = np.linalg.svd(centred, full_matrices=False)
-        pts = centred @ vt[:2].T / (s[:2] / np.sqrt(len(z)))
+        dims = np.argsort(z.std(0))[:2]
+        pts = (z[:, dims] - z[:, dims].mean(0)) / z[:, dims].std(0)
         ax = axes[0, i + 1]
         ax.scatter(pts[:, 0], pts[:, 1], s=3, alpha=0.35, color=COLORS[i],
                    rasterized=True, linewidths=0)
         ax.set_title(name)
-        ax.set_xlabel("first principal axis")
-        ax.set_ylabel("second")
+        ax.set_xlabel(f"z[{dims[0]}], standardised")
+        ax.set_ylabel(f"z[{dims[1]}], standardised")
         ax.set_xlim(-4.5, 4.5)
         ax.set_ylim(-4.5, 4.5)
         ax.set_aspect("equal")
