@@ -111,3 +111,13 @@ def accuracy_rejection(probs: torch.Tensor, labels: torch.Tensor, score: torch.T
         keep = max(1, int(round(n * (1 - f))))
         out.append(correct[:keep].mean().item())
     return np.array(out)
+
+
+def calibration(probs: torch.Tensor, labels: torch.Tensor, num_bins: int = 15) -> dict:
+    """A classifier's calibration in four numbers: ``ece``, its mean ``confidence``
+    (top probability), its ``accuracy`` and ``overconfidence`` = confidence - accuracy
+    (negative: under-confident on average)."""
+    confidence = probs.double().max(-1).values.mean().item()
+    acc = accuracy(probs, labels)
+    return {"ece": ece(probs, labels, num_bins), "confidence": confidence,
+            "accuracy": acc, "overconfidence": confidence - acc}

@@ -2,6 +2,7 @@
 
 ``split_data`` holds out validation images, then keeps ``num_labels`` labels of the
 remaining training images (``keep_labels``: as many of each digit, drawn at random).
+``encode`` turns every image into M1's code once: what M2 then learns from.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from bdl_src.data import ImageData, load_images, train_val_split
+from bdl_src.m1 import M1
 
 NUM_CLASSES = 10
 
@@ -45,16 +47,17 @@ class SplitData:
         return torch.cat([self.labelled.images, self.unlabelled.images])
 
 
-def split_data(num_labels: int, num_val: int = 5000, num_train: int = 0, seed: int = 0,
-               device=None) -> SplitData:
-    """Hold out ``num_val`` training images, then keep ``num_labels`` labels of the rest
-    (of the first ``num_train`` if > 0). ``device``: where the tensors go (the CPU if
-    None)."""
+def split_data(num_labels: int, num_val: int = 5000, num_train: int | None = None,
+               seed: int = 0, device=None, draw: int = 0) -> SplitData:
+    """Hold out ``num_val`` training images (the split drawn with ``seed``), then keep
+    ``num_labels`` labels of the rest (of the first ``num_train`` if given): draw number
+    ``draw`` of the labelled images for this ``seed``. ``device``: where the tensors go
+    (the CPU if None)."""
     train_data, val = train_val_split(load_images("mnist", train=True), num_val,
                                       seed=seed)
     if num_train:
         train_data = train_data.subset(slice(0, num_train))
-    keep = keep_labels(train_data.labels, num_labels, seed=seed)
+    keep = keep_labels(train_data.labels, num_labels, seed=1000 * seed + draw)
     mask = torch.ones(len(train_data), dtype=torch.bool)
     mask[keep] = False
     parts = [train_data.subset(keep), train_data.subset(mask), val,
@@ -62,3 +65,44 @@ def split_data(num_labels: int, num_val: int = 5000, num_train: int = 0, seed: i
     if device is not None:
         parts = [ImageData(p.images.to(device), p.labels.to(device)) for p in parts]
     return SplitData(*parts)
+
+
+@dataclass(frozen=True)
+class CodeSplit:
+    """M1's q(code | x) of a set of images: its mean and scale (N, code_dim), and the
+    images' labels (N,)."""
+
+    loc: torch.Tensor
+    scale: torch.Tensor
+    labels: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.loc)
+
+    def draw(self, generator: torch.Generator) -> torch.Tensor:
+        """One code of every image, drawn from q(code | x): loc + scale * noise."""
+        noise = torch.randn(self.loc.shape, generator=generator).to(self.loc.device)
+        return self.loc + self.scale * noise
+
+
+@dataclass(frozen=True)
+class CodeData:
+    """The parts of a ``SplitData``, each encoded by M1: M2's data."""
+
+    labelled: CodeSplit
+    unlabelled: CodeSplit
+    val: CodeSplit
+    test: CodeSplit
+
+
+@torch.no_grad()
+def encode(m1: M1, data: SplitData, batch_size: int = 10_000) -> CodeData:
+    """Every image of ``data`` through M1's encoder, once (M1 is fixed from now on)."""
+
+    def codes(part: ImageData) -> CodeSplit:
+        loc, scale = zip(*(m1.encode(part.images[i:i + batch_size])
+                           for i in range(0, len(part), batch_size)))
+        return CodeSplit(torch.cat(loc), torch.cat(scale), part.labels)
+
+    return CodeData(*(codes(part) for part in
+                      (data.labelled, data.unlabelled, data.val, data.test)))

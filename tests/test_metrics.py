@@ -107,3 +107,16 @@ def test_accuracy_rejection():
     # Refusing the most certain first instead keeps the mistake to the end
     curve = metrics.accuracy_rejection(probs, labels, -score, [0.0, 0.5, 0.75])
     assert curve.tolist() == pytest.approx([0.75, 0.5, 0.0])
+
+
+def test_calibration_by_hand():
+    # PROBS: confidences 0.9, 0.8, 0.6 (mean 23/30); right, wrong, right (2/3):
+    # over-confident by 23/30 - 20/30 = 0.1; one bin makes the ECE the same 0.1.
+    c = metrics.calibration(PROBS, LABELS, num_bins=1)
+    assert c["confidence"] == pytest.approx(23 / 30)
+    assert c["accuracy"] == pytest.approx(2 / 3)
+    assert c["overconfidence"] == pytest.approx(0.1)
+    assert c["ece"] == pytest.approx(0.1)
+    # Under-confident: 0.6 everywhere, all right.
+    under = metrics.calibration(torch.tensor([[0.6, 0.4]] * 3), LABELS)
+    assert under["overconfidence"] == pytest.approx(-0.4)

@@ -11,7 +11,7 @@ def test_published_lookup_and_comparison():
     assert results.published("bnn", results.PUBLISHED["bnn"][0][0]) == "1.32 %"
     with pytest.raises(KeyError):
         results.published("bnn", "no such value")
-    line = results.compared_with("SS-VAE test accuracy, 100 labels")
+    line = results.compared_with("SS-VAE (M1+M2) test accuracy, 100 labels")
     assert "3.33 %" in line and "11.97 %" in line and "Kingma et al. 2014" in line
     assert results.compared_with("training time") == ""
     table = results.published_table()
@@ -31,3 +31,7 @@ def test_headline_table_reads_each_chapter(monkeypatch):
     assert list(table.columns) == ["this build", "published"]
     values = table.loc["Ch. 1 regression"]["this build"].tolist()
     assert values == ["0.050", "90.00 %", "1.5 s"]
+
+
+def test_published_number_reads_the_value():
+    assert results.published_number("ssvae", "test error M1+M2, 100 labels") == 3.33

@@ -1,6 +1,7 @@
 """Tests of chapter 4's runs: the cached calls the page, the CLI and the results page
 share, on tiny settings."""
 
+from dataclasses import replace
 from functools import partial
 
 import pytest
@@ -23,52 +24,59 @@ TINY_BASELINE = dict(num_steps=20, eval_every=10, m1=TINY_M1, hidden_dim=16,
 def test_m1_and_m2_train_once_then_load_from_the_cache():
     config = SSVAEConfig(num_labels=20, **TINY)
     m1, m1_history, m1_info = R.fit_m1(config)
-    ssvae, data, history, info = R.fit_ssvae(config, m1)
+    ssvae, codes, history, info = R.fit_ssvae(config, m1)
     assert not m1_info["from_cache"] and not info["from_cache"]
     assert len(m1_history["epoch_losses"]) == 2
     assert len(history["epoch_test_accuracy"]) == 1
-    assert len(data.labelled) == 20 and info["examples"] == len(data.unlabelled)
+    assert len(codes.labelled) == 20 and info["examples"] == len(codes.unlabelled)
+    assert codes.labelled.loc.shape == (20, TINY_M1.code_dim)
 
     m1_again, m1_history_again, m1_info_again = R.fit_m1(config)
     again, _, history_again, info_again = R.fit_ssvae(config, m1_again)
     assert m1_info_again["from_cache"] and info_again["from_cache"]
     assert m1_history_again == m1_history and history_again == history
-    x = load_images("mnist", train=False).images[:8]
+    x = m1.encode(load_images("mnist", train=False).images[:8])[0]
     assert torch.equal(classify(ssvae, x), classify(again, x))
+    assert not again.training
     for k, v in m1.state_dict().items():
         assert torch.equal(v, m1_again.state_dict()[k]), k
-    copy = R.on_cpu(again, config)
-    assert not copy.training and torch.equal(classify(copy, x), classify(again, x))
+    other_draw = R.fit_ssvae(replace(config, draw=1), m1)
+    assert not other_draw[3]["from_cache"]  # another draw of the labels, another model
+    assert not torch.equal(other_draw[1].labelled.loc, codes.labelled.loc)
 
 
 @pytest.mark.parametrize("features", ["pixels", "m1"])
 def test_baseline_trains_once_then_loads_from_the_cache(features):
-    m1 = R.fit_m1(SSVAEConfig(num_labels=20, **TINY))[0] if features == "m1" else None
+    m1 = R.fit_m1(SSVAEConfig(num_labels=20, **TINY))[0]
     config = BaselineConfig(num_labels=20, features=features, **TINY_BASELINE)
     net, result = R.fit_baseline(config, m1)
-    assert 0 <= result["test_accuracy"] <= 1 and result["best_step"] in (10, 20)
+    assert result["test_probs"].shape == (10_000, 10)
+    assert result["best_step"] in (10, 20)
     again, result_again = R.fit_baseline(config, m1)
-    assert result_again["test_accuracy"] == result["test_accuracy"]
-    x = torch.rand(2, 784)
+    assert torch.equal(result_again["test_probs"], result["test_probs"])
+    x = torch.rand(2, 784) if features == "pixels" else torch.randn(2, TINY_M1.code_dim)
     assert net(x).shape == (2, 10) and torch.equal(net(x), again(x))
 
 
 def test_a_baseline_of_unknown_features_is_refused():
     with pytest.raises(ValueError, match="features"):
-        R.fit_baseline(BaselineConfig(features="labels"))
+        R.fit_baseline(BaselineConfig(features="labels"), None)
 
 
 def test_cli_run_reports_the_keys_the_results_page_reads(monkeypatch):
     monkeypatch.setattr(R, "BOOK_LABELS", (20, 40))
+    monkeypatch.setattr(R, "BOOK_DRAWS", 2)
     monkeypatch.setattr(R, "SSVAEConfig", partial(SSVAEConfig, **TINY))
     monkeypatch.setattr(R, "BaselineConfig", partial(BaselineConfig, **TINY_BASELINE))
+    assert R.book_runs() == [(20, 0), (20, 1), (40, 0)]
     metrics = R.cli_run()
     expected = ["M1 train seconds (shared)"]
     for n in (20, 40):
-        expected += [f"SS-VAE test accuracy, {n} labels",
-                     f"SS-VAE train seconds, {n} labels",
-                     f"labelled only (pixels) test accuracy, {n} labels",
-                     f"labelled only (m1) test accuracy, {n} labels"]
+        for name in ("SS-VAE (M1+M2)", "labels-only MLP", "M1-code classifier"):
+            expected.append(f"{name} test accuracy, {n} labels")
+            if n == 20:
+                expected.append(f"{name} test accuracy sd over 2 draws, {n} labels")
+        expected.append(f"SS-VAE (M1+M2) train seconds, {n} labels")
     assert list(metrics) == expected
     again = R.cli_run()  # everything from the cache: the same numbers
     assert {k: v for k, v in again.items() if "accuracy" in k} == \
@@ -84,3 +92,10 @@ def test_accuracy_at_counts_m1_time_first():
     assert R.accuracy_at(50.0, history, 62.0) == (62.0, 0.94, 2)
     assert R.accuracy_at(50.0, history, 10.0) == (56.0, 0.90, 1)  # none done: the first
     assert R.accuracy_at(50.0, history, 500.0) == (68.0, 0.95, 3)  # training ended
+
+
+def test_verdict_says_within_when_the_difference_is_inside_the_spread():
+    assert R.verdict(2.0, 0.5) == "above"
+    assert R.verdict(0.3, 0.5) == "within"
+    assert R.verdict(-0.3, 0.5) == "within"
+    assert R.verdict(-2.0, 0.5) == "below"

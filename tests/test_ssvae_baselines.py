@@ -4,8 +4,13 @@ import pytest
 import torch
 
 from bdl_src.data import ImageData, load_images
-from bdl_src.m1 import M1
-from bdl_src.ssvae_baselines import BaselineConfig, CodeClassifier, train_baseline
+from bdl_src.m1 import M1Config
+from bdl_src.ssvae_baselines import (
+    BaselineConfig,
+    PixelClassifier,
+    predict,
+    train_baseline,
+)
 
 
 @pytest.fixture(scope="module")
@@ -14,16 +19,23 @@ def mnist():
     return data.images[:400], data.labels[:400]
 
 
-def tiny_net():
+def tiny_net(dropout=0.0):
     torch.manual_seed(0)
-    return CodeClassifier(M1(code_dim=8, hidden_dim=32, num_layers=1), hidden_dim=32)
+    return PixelClassifier(M1Config(code_dim=8, hidden_dim=32, num_layers=1),
+                           hidden_dim=32, dropout=dropout)
 
 
-def test_code_classifier_maps_images_to_logits_through_the_mean_code():
-    net = tiny_net()
+def test_pixel_classifier_is_the_m1_trunk_then_the_classifier_with_dropout():
+    net = tiny_net(dropout=0.5)
     x = torch.rand(3, 784)
     assert net(x).shape == (3, 10)
-    assert torch.equal(net(x), net.classifier(net.m1.encode(x)[0]))
+    net.eval()  # no dropout: deterministic, and the composition of the two parts
+    assert torch.equal(net(x), net.classifier(net.trunk(x)))
+    assert torch.equal(net(x), net(x))
+    net.train()
+    assert not torch.equal(net(x), net(x))  # dropout on while training
+    probs = predict(net, x)
+    assert not net.training and torch.allclose(probs.sum(-1), torch.ones(3))
 
 
 def test_training_learns_and_keeps_the_best_checked_weights(mnist):

@@ -34,53 +34,71 @@ def loss_curves(runs: dict, window: int = 50) -> Figure:
     return fig
 
 
-def accuracy_curves(runs: dict, baselines: dict | None = None) -> Figure:
-    """Test accuracy of q(y|x) after every epoch, one curve per run (``runs`` maps a
-    label to a list of accuracies), each labelled-only baseline as a dashed line."""
+# One colour and marker per model, in every figure of the chapter.
+STYLE = {"M1+M2": (COLORS[0], "o", "-"),
+         "M1-code classifier": (COLORS[2], "^", ":"),
+         "labels-only MLP": (COLORS[1], "s", "--")}
+
+
+def accuracy_curves(runs: dict) -> Figure:
+    """Validation accuracy of q(y|x) after every epoch, one curve per run (``runs``
+    maps a label to a list of accuracies)."""
     fig, axes = figure(width=6.4, height=3.4)
     ax = axes[0, 0]
     for i, (label, acc) in enumerate(runs.items()):
-        color = COLORS[i % len(COLORS)]
         ax.plot(np.arange(1, len(acc) + 1), 100 * np.asarray(acc), marker="o", ms=3,
-                color=color, label=f"SS-VAE, {label}")
-        if baselines and label in baselines:
-            ax.axhline(100 * baselines[label], color=color, ls="--", lw=1,
-                       label=f"labelled only, {label}")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("test accuracy (%)")
+                color=COLORS[i % len(COLORS)], label=label)
+    ax.set_xlabel("epoch of M2")
+    ax.set_ylabel("validation accuracy (%)")
     ax.legend(fontsize=8, ncol=2)
     return fig
 
 
-def accuracy_vs_labels(num_labels, ssvae_acc, baseline_acc, code_baseline_acc=None
+def accuracy_vs_labels(num_labels, methods: dict, published: dict | None = None
                        ) -> Figure:
-    """Final test accuracy against the number of labels kept: the SS-VAE, the same
-    network trained on the labels alone and, if given, a classifier on M1's code."""
-    fig, axes = figure(width=5.6, height=3.6)
+    """Test accuracy against the number of labels kept (log scale). ``methods`` maps a
+    model's name (a key of ``STYLE``) to (means, sds) per number of labels, sd 0 where
+    there is one draw; ``published`` maps a source's name to {labels: accuracy}, drawn
+    as open markers."""
+    fig, axes = figure(width=6.4, height=3.8)
     ax = axes[0, 0]
     n = np.asarray(num_labels)
-    curves = [("SS-VAE (M1+M2): q(y|x)", ssvae_acc, "o", "-", 6),
-              ("same network, labelled images only", baseline_acc, "s", "--", -12)]
-    if code_baseline_acc is not None:
-        curves.insert(1, ("M1 code + classifier, labelled images only",
-                          code_baseline_acc, "^", ":", -12))
-    for (label, acc, marker, ls, dy), color in zip(curves, COLORS):
-        acc = 100 * np.asarray(acc)
-        ax.plot(n, acc, marker=marker, ls=ls, color=color, label=label)
-        if dy > 0 or label.startswith("same"):
-            for x, a in zip(n, acc):
-                ax.annotate(f"{a:.1f}", (x, a), textcoords="offset points",
-                            xytext=(0, dy), ha="center", fontsize=8, color=color)
+    for name, (means, sds) in methods.items():
+        color, marker, ls = STYLE[name]
+        ax.errorbar(n, 100 * np.asarray(means), yerr=100 * np.asarray(sds),
+                    marker=marker, ls=ls, color=color, capsize=3, label=name)
+    for (name, points), marker in zip((published or {}).items(), "DPX*"):
+        ax.plot(list(points), [100 * a for a in points.values()], marker=marker,
+                ls="none", mfc="none", mec=COLORS[7], ms=7, label=name)
     ax.set_xscale("log")
     ax.set_xticks(n)
     ax.set_xticklabels([str(v) for v in n])
     ax.minorticks_off()
-    ax.set_xlim(n.min() / 1.6, n.max() * 1.6)
-    low, high = ax.get_ylim()
-    ax.set_ylim(low - 0.06 * (high - low), high)  # room for the labels under the points
+    ax.set_xlim(n.min() / 1.4, n.max() * 1.4)
     ax.set_xlabel("labels kept (log scale)")
     ax.set_ylabel("test accuracy (%)")
     ax.legend(fontsize=8, loc="lower right")
+    return fig
+
+
+def reliability_diagrams(panels: dict) -> Figure:
+    """One panel per run: ``panels`` maps a title to {model name: the dict of
+    ``bdl_src.metrics.reliability``}; accuracy against confidence per bin, the
+    diagonal being perfect calibration."""
+    fig, axes = figure(ncols=len(panels), width=6.4, height=3.4, sharey=True)
+    for ax, (title, models) in zip(axes[0], panels.items()):
+        ax.plot([0, 1], [0, 1], color="grey", lw=1, ls="--")
+        for name, r in models.items():
+            color, marker, ls = STYLE[name]
+            keep = r["count"] > 0
+            ax.plot(r["confidence"][keep], r["accuracy"][keep], marker=marker, ms=4,
+                    ls=ls, color=color, label=name)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("confidence (top probability)")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+    axes[0, 0].set_ylabel("accuracy")
+    axes[0, 0].legend(fontsize=8, loc="upper left")
     return fig
 
 

@@ -1,29 +1,39 @@
 """Chapter 4's runs: M1, then M2 and both labelled-only baselines for every number of
-labels the book shows, trained through the cache with the book's settings.
+labels and every draw of the labelled images the book shows, trained through the cache
+with the book's settings.
 
 book/ssvae.md makes the same ``cached`` calls for M1 and M2 in plain sight (and calls
 ``fit_baseline``), so the page, the CLI and the results page share one cache entry per
-model. The page trains M2 for every number of labels before the baselines, ``cli_run``
-one number of labels at a time, both as the code that first computed the book's numbers
-did: the pixels baselines start from the random state the runs before them leave (see
-``on_cpu`` and ``fit_baseline``).
+model.
 """
 
 from __future__ import annotations
 
-import copy
 from dataclasses import asdict
 
 import pyro
 import torch
 
+from bdl_src import metrics
 from bdl_src.cache import cached
 from bdl_src.data import ImageData
 from bdl_src.m1 import M1, kl_weight, train_m1
 from bdl_src.nets import GreyBernoulli, loc_scale, mlp
 from bdl_src.ssvae import SSVAE, SSVAEConfig, SSVAELoss, accuracy, classify, train_ssvae
-from bdl_src.ssvae_baselines import BaselineConfig, CodeClassifier, train_baseline
-from bdl_src.ssvae_data import SplitData, keep_labels, split_data
+from bdl_src.ssvae_baselines import (
+    NAMES,
+    BaselineConfig,
+    PixelClassifier,
+    predict,
+    train_baseline,
+)
+from bdl_src.ssvae_data import (
+    CodeData,
+    CodeSplit,
+    encode,
+    keep_labels,
+    split_data,
+)
 from bdl_src.train import (
     cycle_batches,
     default_device,
@@ -32,17 +42,24 @@ from bdl_src.train import (
     num_batches,
 )
 
-# Numbers of labels the chapter compares: with 1000 as well, training all of them takes
-# about 5.5 minutes on two CPU cores, over the book's 5-minute budget for the chapter.
-BOOK_LABELS = (100, 3000)
+# Numbers of labels the chapter compares, and how many random draws of the labelled
+# images it trains for the smallest one (one draw for the others).
+BOOK_LABELS = (100, 600, 1000, 3000)
+BOOK_DRAWS = 3
 
 # What the training depends on beyond the train function and the modules' classes,
 # which the cache key covers by itself.
 M1_CODE = (split_data, keep_labels, mlp, loc_scale, GreyBernoulli, minibatches,
            lr_decay, kl_weight)
-M2_CODE = (*M1_CODE, train_m1, SSVAELoss, accuracy, classify, cycle_batches,
-           num_batches)
-BASELINE_CODE = (*M1_CODE, train_m1, cycle_batches)
+M2_CODE = (*M1_CODE, train_m1, encode, CodeSplit.draw, SSVAELoss, accuracy, classify,
+           cycle_batches, num_batches)
+BASELINE_CODE = (*M1_CODE, train_m1, encode, cycle_batches)
+
+
+def book_runs() -> list[tuple[int, int]]:
+    """(number of labels, draw) of every M2 and baseline the chapter trains."""
+    return [(n, draw) for n in BOOK_LABELS
+            for draw in range(BOOK_DRAWS if n == BOOK_LABELS[0] else 1)]
 
 
 def m1_key(config: SSVAEConfig) -> dict:
@@ -65,75 +82,71 @@ def fit_m1(config: SSVAEConfig = SSVAEConfig(), refresh: bool = False
             num_data=len(x)).to(device)
     history, info = cached("ssvae-m1", m1_key(config), train_m1, m1, x, config.m1,
                            config.seed, code=M1_CODE, refresh=refresh)
-    return m1, history, info
+    return m1.eval(), history, info
+
+
+def codes_of(config: SSVAEConfig | BaselineConfig, m1: M1) -> CodeData:
+    """The run's images, split by ``config`` and encoded by ``m1``."""
+    return encode(m1, split_data(config.num_labels, config.num_val, config.num_train,
+                                 config.seed, default_device(), config.draw))
 
 
 def fit_ssvae(config: SSVAEConfig, m1: M1, refresh: bool = False
-              ) -> tuple[SSVAE, SplitData, dict, dict]:
-    """M2 on the code of the trained ``m1``, trained by ``train_ssvae`` (or restored
-    from the cache): ``(ssvae, data, history, info)``."""
-    device = default_device()
-    data = split_data(config.num_labels, config.num_val, config.num_train, config.seed,
-                      device)
+              ) -> tuple[SSVAE, CodeData, dict, dict]:
+    """M2 on the codes of the trained ``m1``, trained by ``train_ssvae`` (or restored
+    from the cache): ``(ssvae, codes, history, info)``, the model on the CPU in eval
+    mode."""
+    codes = codes_of(config, m1)
     pyro.set_rng_seed(config.seed)  # the networks' initial weights
-    ssvae = SSVAE(m1, config.z_dim, config.hidden_dim, num_labelled=len(data.labelled),
-                  num_unlabelled=len(data.unlabelled)).to(device)
-    history, info = cached("ssvae", config, train_ssvae, ssvae, data, config,
+    ssvae = SSVAE(m1.code_dim, config.z_dim, config.hidden_dim,
+                  num_labelled=len(codes.labelled),
+                  num_unlabelled=len(codes.unlabelled)).to(m1_device(m1))
+    history, info = cached("ssvae", config, train_ssvae, ssvae, codes, config,
                            code=M2_CODE, refresh=refresh)
-    return ssvae, data, history, info
+    return ssvae.cpu().eval(), codes, history, info
 
 
-def on_cpu(ssvae: SSVAE, config: SSVAEConfig) -> SSVAE:
-    """A copy of a trained M2 (with its M1) on the CPU, in eval mode: the model the
-    figures use, wherever it was trained.
-
-    Like every copy this module returns, it is built anew and then loaded, as in the
-    runs that first computed the book's numbers. Building it draws initial weights
-    from torch's global random state, and the pixels baseline (``fit_baseline``)
-    starts from the state that leaves: call both in the book's order to reproduce its
-    numbers.
-    """
-    model = SSVAE(copy.deepcopy(ssvae.m1).cpu(), config.z_dim, config.hidden_dim)
-    model.load_state_dict(ssvae.state_dict())
-    return model.eval()
+def m1_device(m1: M1) -> torch.device:
+    return next(m1.parameters()).device
 
 
-def fit_baseline(config: BaselineConfig, m1: M1 | None = None, refresh: bool = False
-                 ) -> tuple[CodeClassifier, dict]:
+def fit_baseline(config: BaselineConfig, m1: M1, refresh: bool = False
+                 ) -> tuple[torch.nn.Module, dict]:
     """A labelled-only classifier trained by ``train_baseline`` (or restored from the
-    cache): a copy on the CPU in eval mode (built anew, like ``on_cpu``'s), and a dict
-    of the history (validation accuracy by check, ``best_step``), the final
-    ``test_accuracy`` and the training ``seconds``.
-
-    ``features="m1"`` needs the trained ``m1``: it encodes the images once and only the
-    classifier learns. With ``"pixels"`` a new M1-shaped encoder learns too. It is
-    built before seeding, as in the runs that first computed the book's numbers: its
-    initial weights come from torch's global random state at the call.
-    """
-    if config.features not in ("pixels", "m1"):
-        raise ValueError(f"features must be 'pixels' or 'm1', got {config.features!r}")
+    cache), on the CPU in eval mode, and a dict of its history (validation accuracy by
+    check, ``best_step``), its test class probabilities ``test_probs`` and the training
+    ``seconds``. ``m1`` encodes the images for ``features="m1"``; the labelled images
+    are the same draw as M2's."""
+    if config.features not in NAMES:
+        raise ValueError(f"features must be one of {list(NAMES)}, got "
+                         f"{config.features!r}")
     device = default_device()
-    shape = (config.m1.code_dim, config.m1.hidden_dim, config.m1.num_layers)
-    if config.features == "pixels":
-        m1 = M1(*shape)  # not seeded: see above
     data = split_data(config.num_labels, config.num_val, config.num_train, config.seed,
-                      device)
-    torch.manual_seed(config.seed)  # the classifier's initial weights
-    net = CodeClassifier(m1, config.hidden_dim).to(device)
-    trained, x, val = net, data.labelled.images, data.val
-    if config.features == "m1":  # M1 is fixed: encode once, train the classifier
-        with torch.no_grad():
-            x, val = m1.encode(x)[0], ImageData(m1.encode(val.images)[0], val.labels)
-        trained = net.classifier
-    history, info = cached("ssvae-baseline", config, train_baseline, trained, x,
+                      device, config.draw)
+    torch.manual_seed(config.seed)  # the initial weights
+    if config.features == "pixels":
+        net = PixelClassifier(config.m1, config.hidden_dim, config.dropout)
+        x, val, test = data.labelled.images, data.val, data.test.images
+    else:
+        codes = encode(m1, data)
+        net = SSVAE(m1.code_dim, hidden_dim=config.hidden_dim).classifier
+        x, test = codes.labelled.loc, codes.test.loc
+        val = ImageData(codes.val.loc, codes.val.labels)
+    net = net.to(device)
+    history, info = cached("ssvae-baseline", config, train_baseline, net, x,
                            data.labelled.labels, val, config, code=BASELINE_CODE,
                            refresh=refresh)
-    with torch.no_grad():
-        correct = net(data.test.images).argmax(-1) == data.test.labels
-    cpu_copy = CodeClassifier(M1(*shape), config.hidden_dim)
-    cpu_copy.load_state_dict(net.state_dict())
-    return cpu_copy.eval(), {**history, "test_accuracy": correct.float().mean().item(),
-                             "seconds": info["train_seconds"]}
+    net = net.cpu().eval()
+    return net, {**history, "test_probs": predict(net, test.cpu()),
+                 "seconds": info["train_seconds"]}
+
+
+def verdict(difference: float, spread: float) -> str:
+    """How a difference stands against its spread: "above" (larger than the spread),
+    "below" (smaller than minus the spread) or "within" it."""
+    if difference > spread:
+        return "above"
+    return "below" if difference < -spread else "within"
 
 
 def accuracy_by_time(m1_seconds: float, history: dict) -> list[tuple[float, float]]:
@@ -154,21 +167,46 @@ def accuracy_at(m1_seconds: float, history: dict, seconds: float
     return (*timeline[i], i + 1)
 
 
+def run_all(seed: int = 0, refresh: bool = False) -> dict:
+    """M1, then M2 and both baselines for every ``book_runs()`` entry (trained or
+    loaded): {"m1": (m1, history, info), (n, draw): {"ssvae": ..., "pixels": ...,
+    "m1": ...}}, each entry a dict of test probabilities, accuracy, ECE, seconds."""
+    m1, m1_history, m1_info = fit_m1(SSVAEConfig(seed=seed), refresh=refresh)
+    runs = {"m1": (m1, m1_history, m1_info)}
+    for n, draw in book_runs():
+        config = SSVAEConfig(num_labels=n, draw=draw, seed=seed)
+        ssvae, codes, history, _ = fit_ssvae(config, m1, refresh=refresh)
+        probs = classify(ssvae, codes.test.loc.cpu())
+        runs[n, draw] = {"ssvae": {"probs": probs, "history": history,
+                                   "seconds": history["epoch_seconds"][-1]}}
+        for features in NAMES:
+            base_config = BaselineConfig(num_labels=n, draw=draw, features=features,
+                                         seed=seed)
+            _, base = fit_baseline(base_config, m1, refresh=refresh)
+            runs[n, draw][features] = {"probs": base["test_probs"],
+                                       "seconds": base["seconds"]}
+        labels = codes.test.labels.cpu()
+        for entry in runs[n, draw].values():
+            entry["accuracy"] = metrics.accuracy(entry["probs"], labels)
+            entry["ece"] = metrics.ece(entry["probs"], labels)
+    return runs
+
+
 def cli_run(seed: int = 0, refresh: bool = False) -> dict:
-    """Train (or load) M1, then M2 and both baselines for every number of labels the
-    book shows; return the test accuracies and the training times."""
-    m1, _, m1_info = fit_m1(SSVAEConfig(seed=seed), refresh=refresh)
-    metrics = {"M1 train seconds (shared)": m1_info["train_seconds"]}
+    """Train (or load) every model of the chapter; return the test accuracies (mean
+    over draws where there are several) and the training times."""
+    runs = run_all(seed, refresh)
+    metrics_ = {"M1 train seconds (shared)": runs["m1"][2]["train_seconds"]}
+    names = {"ssvae": "SS-VAE (M1+M2)", **NAMES}
     for n in BOOK_LABELS:
-        config = SSVAEConfig(num_labels=n, seed=seed)
-        ssvae, _, history, _ = fit_ssvae(config, m1, refresh=refresh)
-        on_cpu(ssvae, config)  # as the page does (see on_cpu)
-        accuracies = history["epoch_test_accuracy"]
-        metrics[f"SS-VAE test accuracy, {n} labels"] = accuracies[-1]
-        metrics[f"SS-VAE train seconds, {n} labels"] = history["epoch_seconds"][-1]
-        for features in ("pixels", "m1"):
-            _, base = fit_baseline(BaselineConfig(num_labels=n, features=features,
-                                                  seed=seed), m1, refresh=refresh)
-            metrics[f"labelled only ({features}) test accuracy, {n} labels"] = \
-                base["test_accuracy"]
-    return metrics
+        draws = [runs[key] for key in runs if key != "m1" and key[0] == n]
+        for model, name in names.items():
+            accs = torch.tensor([d[model]["accuracy"] for d in draws])
+            metrics_[f"{name} test accuracy, {n} labels"] = accs.mean().item()
+            if len(accs) > 1:
+                what = f"test accuracy sd over {len(accs)} draws"
+                metrics_[f"{name} {what}, {n} labels"] = accs.std().item()
+        metrics_[f"SS-VAE (M1+M2) train seconds, {n} labels"] = \
+            draws[0]["ssvae"]["seconds"]
+    return metrics_
+
