@@ -182,7 +182,7 @@ def reliability_grid(bins: dict, ncols: int = 3):
         e = float(np.sum(count[keep] / count.sum() * np.abs(acc[keep] - conf[keep])))
         color = METHOD_STYLES.get(method, (COLORS[0], "-"))[0]
         ax.bar(edges[:-1], np.nan_to_num(acc), width=np.diff(edges), align="edge",
-               color=color, alpha=0.8, edgecolor="white")
+               color=color, alpha=0.55, edgecolor="white")
         ax.bar(edges[:-1], np.nan_to_num(conf - acc), bottom=np.nan_to_num(acc),
                width=np.diff(edges), align="edge", color="none", edgecolor="0.35",
                hatch="///", lw=0.6)
