@@ -5,9 +5,10 @@ image), by validation NLL, with accuracy and ECE beside it.
     OMP_NUM_THREADS=1 .venv/bin/python bench/select_bnn.py [--quick]
 
 Trains every candidate once (seed 0) outside the model cache and prints one row per
-candidate. Takes about 6 minutes on one CPU thread. The chosen values are the defaults
-of ``bnn.BNNConfig`` and ``baselines.NetConfig``; the page reruns the winners over
-seeds and glues their validation numbers.
+candidate (``--match TEXT`` runs only the candidates whose name contains TEXT). Takes
+about 8 minutes on one CPU thread (about 31 s per BNN candidate). The chosen values are
+the defaults of ``bnn.BNNConfig`` and ``baselines.NetConfig``; the page reruns the
+winners over seeds and glues their validation numbers.
 """
 
 from __future__ import annotations
