@@ -48,6 +48,7 @@ class BayesianLinear(PyroModule):
     def __init__(self, in_features: int, out_features: int, prior_scale: float):
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
+        self.prior_scale = prior_scale
         prior = dist.Normal(0.0, prior_scale)
         self.weight = PyroSample(prior.expand([out_features, in_features]).to_event(2))
         self.bias = PyroSample(prior.expand([out_features]).to_event(1))
@@ -59,19 +60,26 @@ class BayesianLinear(PyroModule):
 class BayesianMLP(PyroModule):
     """p(W) p(y | x, W): a 784-hidden-hidden-10 ReLU perceptron with random weights.
 
-    Priors: every weight and bias ~ Normal(0, prior_scale). Likelihood:
+    Priors: every weight and bias ~ Normal(0, s), with s = prior_scale, or
+    s = prior_scale / sqrt(fan_in) for a layer with fan_in inputs when ``fan_in_prior``
+    (then a unit's pre-activation has about the same scale in every layer). Likelihood:
     y_i ~ Categorical(softmax(f(x_i; W))) for i in the plate "data" of ``num_data``
     training images. ``x``: (B, 784) in [0, 1]; ``y``: (B,) digits or None.
     Returns the logits (B, 10).
     """
 
     def __init__(self, num_data: int, hidden_dim: int = 400,
-                 prior_scale: float = 1.0, in_dim: int = 784, num_classes: int = 10):
+                 prior_scale: float = 1.0, in_dim: int = 784, num_classes: int = 10,
+                 fan_in_prior: bool = False):
         super().__init__()
         self.num_data = num_data
-        self.fc1 = BayesianLinear(in_dim, hidden_dim, prior_scale)
-        self.fc2 = BayesianLinear(hidden_dim, hidden_dim, prior_scale)
-        self.fc3 = BayesianLinear(hidden_dim, num_classes, prior_scale)
+
+        def scale(fan_in):
+            return prior_scale / math.sqrt(fan_in) if fan_in_prior else prior_scale
+
+        self.fc1 = BayesianLinear(in_dim, hidden_dim, scale(in_dim))
+        self.fc2 = BayesianLinear(hidden_dim, hidden_dim, scale(hidden_dim))
+        self.fc3 = BayesianLinear(hidden_dim, num_classes, scale(hidden_dim))
 
     def forward(self, x, y=None):
         h = F.relu(self.fc1(x))
@@ -173,17 +181,25 @@ class LocalReparameterization(Messenger):
 # --- the deterministic twin ----------------------------------------------------------
 
 class DeterministicMLP(nn.Module):
-    """The same 784-hidden-hidden-10 ReLU perceptron with ordinary (point) weights."""
+    """The same 784-hidden-hidden-10 ReLU perceptron with ordinary (point) weights;
+    with ``dropout`` > 0, each hidden unit is zeroed with that probability while the
+    module is in training mode (MC dropout keeps it so at prediction time).
+    ``features(x)`` (B, hidden) is the last hidden layer, ``forward(x)`` the logits."""
 
     def __init__(self, hidden_dim: int = 400, in_dim: int = 784,
-                 num_classes: int = 10):
+                 num_classes: int = 10, dropout: float = 0.0):
         super().__init__()
         self.fc1 = nn.Linear(in_dim, hidden_dim)
         self.fc2 = nn.Linear(hidden_dim, hidden_dim)
         self.fc3 = nn.Linear(hidden_dim, num_classes)
+        self.drop = nn.Dropout(dropout)
+
+    def features(self, x):
+        h = self.drop(F.relu(self.fc1(x)))
+        return self.drop(F.relu(self.fc2(h)))
 
     def forward(self, x):
-        return self.fc3(F.relu(self.fc2(F.relu(self.fc1(x)))))
+        return self.fc3(self.features(x))
 
 
 # --- configuration, data and training ------------------------------------------------
@@ -194,10 +210,11 @@ class BNNConfig:
     apply. The defaults are the book's, chosen on the validation split."""
 
     hidden_dim: int = 400  # units in each of the two hidden layers
-    prior_scale: float = 1.0  # standard deviation of the Normal prior on every weight
+    prior_scale: float = 1.0  # prior sd of every weight (c in c / sqrt(fan_in) ...
+    fan_in_prior: bool = True  # ... when the prior is scaled by each layer's fan-in)
     temperature: float = 0.01  # each training image counts 1/temperature times
     init_scale: float = 1e-3  # initial posterior standard deviation of every weight
-    num_epochs: int = 20  # passes over the training images
+    num_epochs: int = 8  # passes over the training images
     batch_size: int = 1024  # images per step
     lr: float = 1e-2  # Adam's initial learning rate ...
     lr_final: float = 1e-4  # ... decayed exponentially to this at the last step
@@ -207,15 +224,24 @@ class BNNConfig:
 
 
 def load_data(config: BNNConfig = BNNConfig()) -> dict[str, ImageData]:
-    """MNIST train (minus validation), validation and test; Fashion-MNIST test (the
-    out-of-distribution set) and a slice of Fashion-MNIST train (``fashion_val``) for
-    choices made on validation."""
+    """MNIST train (minus validation), validation (``val``, the only data any setting
+    is chosen on) and test; Fashion-MNIST test, the out-of-distribution set, used
+    for evaluation only."""
     mnist = load_images("mnist", train=True)
     fit_set, val = train_val_split(mnist, config.num_val, seed=0)
-    fashion_train = load_images("fashion", train=True)
     return {"train": fit_set, "val": val, "test": load_images("mnist", train=False),
-            "fashion_val": fashion_train.subset(slice(0, config.num_val)),
             "fashion": load_images("fashion", train=False)}
+
+
+def rotate(images: torch.Tensor, angle: float) -> torch.Tensor:
+    """Images (N, 784) turned by ``angle`` degrees anticlockwise about their centre
+    (bilinear, blank outside the frame): the dataset shift of Ovadia et al. (2019)."""
+    from torchvision.transforms.functional import InterpolationMode
+    from torchvision.transforms.functional import rotate as tv_rotate
+
+    turned = tv_rotate(images.view(-1, 1, 28, 28), float(angle),
+                       interpolation=InterpolationMode.BILINEAR)
+    return turned.reshape(-1, 784)
 
 
 def train_bnn(model: BayesianMLP, guide: MeanFieldGuide, x: torch.Tensor,
@@ -249,13 +275,15 @@ def train_bnn(model: BayesianMLP, guide: MeanFieldGuide, x: torch.Tensor,
 
 
 def train_twin(net: DeterministicMLP, x: torch.Tensor, y: torch.Tensor,
-               config: BNNConfig) -> dict:
-    """Train the deterministic twin by minimising the cross-entropy with Adam, with the
-    BNN's data, batch size, epochs and learning-rate schedule. Returns the loss of every
-    step and the mean loss of every epoch. Shown in book/bnn.md."""
+               config) -> dict:
+    """Train a deterministic network by minimising the cross-entropy with Adam: the
+    epochs, batch size and learning-rate schedule of ``config`` (a ``BNNConfig`` or the
+    baselines' ``NetConfig``). Dropout, if the network has it, is on. Returns the loss
+    of every step and the mean loss of every epoch. Shown in book/bnn.md."""
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     num_steps = config.num_epochs * num_batches(len(x), config.batch_size)
+    net.train()  # dropout on while training
     optim = torch.optim.Adam(net.parameters(), lr=config.lr)
     schedule = torch.optim.lr_scheduler.ExponentialLR(
         optim, lr_decay(config.lr, config.lr_final, num_steps))
@@ -295,13 +323,38 @@ def predict_bnn(model, guide, x: torch.Tensor, num_samples: int = 50, seed: int 
 
 @torch.no_grad()
 def predict_twin(net, x: torch.Tensor, batch_size: int = 5000) -> torch.Tensor:
-    """Class probabilities (N, 10) of the deterministic twin."""
+    """Class probabilities (N, 10) of a deterministic network (dropout off)."""
+    net.eval()
     device = next(net.parameters()).device
     return torch.cat([net(xb.to(device)).softmax(-1).cpu()
                       for xb in x.split(batch_size)])
 
 
+@torch.no_grad()
+def predict_prior(model: BayesianMLP, x: torch.Tensor, num_samples: int = 100,
+                  seed: int = 0) -> torch.Tensor:
+    """The prior predictive check: class probabilities (num_samples, N, 10) of
+    networks whose weights are drawn from the prior, W_s ~ p(W)."""
+    pyro.set_rng_seed(seed)
+    return torch.stack([model(x).softmax(-1) for _ in range(num_samples)])
+
+
 # --- evaluation ----------------------------------------------------------------------
+
+def unit_kl(model: BayesianMLP, guide: MeanFieldGuide) -> torch.Tensor:
+    """For every hidden unit (fc1's, then fc2's: (2 * hidden_dim,)), the mean over its
+    incoming weights of KL(q(w) || p(w)) in nats: near zero when the posterior left
+    the unit's weights where the prior put them, i.e. the unit was switched off."""
+    out = []
+    for name in ("fc1", "fc2"):
+        sigma = getattr(model, name).prior_scale
+        loc = guide.loc[f"{name}_weight"].detach()
+        scale = F.softplus(guide.rho[f"{name}_weight"].detach())
+        kl = (math.log(sigma) - scale.log() + (scale ** 2 + loc ** 2) / (2 * sigma ** 2)
+              - 0.5)
+        out.append(kl.mean(1).cpu())
+    return torch.cat(out)
+
 
 def input_scale_map(guide: MeanFieldGuide) -> torch.Tensor:
     """Posterior standard deviation of the first layer's weights, averaged over hidden

@@ -121,3 +121,23 @@ def calibration(probs: torch.Tensor, labels: torch.Tensor, num_bins: int = 15) -
     acc = accuracy(probs, labels)
     return {"ece": ece(probs, labels, num_bins), "confidence": confidence,
             "accuracy": acc, "overconfidence": confidence - acc}
+
+
+def mean_sd(values) -> tuple[float, float]:
+    """Mean and sample standard deviation (ddof = 1; 0 for a single value) of
+    ``values``, e.g. one metric over training seeds."""
+    v = np.asarray(values, dtype=np.float64)
+    return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0
+
+
+def verdict(a_samples, b_samples, higher_is_better: bool = True) -> str:
+    """How method A compares with method B on a metric measured over several seeds:
+    "better" or "worse" only when the difference of the means exceeds the spread of
+    the difference between one run of each, sqrt(sd_a^2 + sd_b^2); otherwise "no
+    difference"."""
+    mean_a, sd_a = mean_sd(a_samples)
+    mean_b, sd_b = mean_sd(b_samples)
+    diff = mean_a - mean_b
+    if abs(diff) <= float(np.hypot(sd_a, sd_b)):
+        return "no difference"
+    return "better" if (diff > 0) == higher_is_better else "worse"

@@ -208,20 +208,33 @@ def test_noise_is_more_uncertain_than_digits(digits):
     assert metrics.accuracy(sp_digits.mean(0), digits.labels[:200]) > 0.9
 
 
-def test_headline_metrics_are_kept_in_the_cache(monkeypatch):
-    """The results page and the CLI read the chapter's metrics from the cache; metrics
-    the chapter hands in are stored as they are instead of being computed again."""
-    config = replace(TINY, num_epochs=1, batch_size=1024)
-    first = runs.headline_metrics(config)
-    assert 0.5 < first["bnn_accuracy"] <= 1 and first["bnn_train_seconds"] > 0
-    assert {"bnn_auroc_mi", "twin_ece", "twin_train_seconds"} <= first.keys()
+def test_evaluation_is_kept_in_the_cache(monkeypatch, digits):
+    """The results page and the CLI read the chapter's numbers from the cache: a second
+    ``runs.evaluated`` call predicts nothing."""
+    small = replace(TINY, num_epochs=1)
+    monkeypatch.setattr(runs, "BNNConfig", lambda: small)
+    net = replace(runs.NetConfig(), hidden_dim=16, num_epochs=1)
+    monkeypatch.setattr(runs, "NetConfig", lambda: net)
+    monkeypatch.setattr(runs, "ENSEMBLE_SIZE", 2)
+    monkeypatch.setattr(runs, "NUM_SHIFTED", 20)
+    monkeypatch.setattr(runs, "EVAL_SAMPLES", 3)
+    data = {"train": digits.subset(slice(0, 600)),
+            "val": digits.subset(slice(600, 700)),
+            "test": digits.subset(slice(700, 900)),
+            "fashion": load_images("fashion", train=False).subset(slice(0, 200))}
+    first = runs.evaluated(data, seed=0)
+    assert set(first["methods"]) == set(runs.METHODS)
+    bnn_row = first["methods"]["BNN"]
+    assert 0 <= bnn_row["accuracy"] <= 1 and bnn_row["auroc_mi"] is not None
+    assert first["methods"]["temperature scaling"]["auroc_mi"] is None
+    assert first["temperature"] > 0 and first["prior_precision"] > 0
 
     def no_prediction(*args, **kwargs):
         raise AssertionError("predicted again")
 
     monkeypatch.setattr(bnn, "predict_bnn", no_prediction)
-    assert runs.headline_metrics(config) == first
-    given = {**first, "bnn_accuracy": 0.25}
-    handed_in = runs.headline_metrics(replace(config, seed=1), evaluated=given)
-    assert handed_in["bnn_accuracy"] == 0.25
-    assert runs.headline_metrics(replace(config, seed=1))["bnn_accuracy"] == 0.25
+    assert runs.evaluated(data, seed=0) == first
+    table = runs.comparison_table({0: first, 1: first})
+    assert list(table.index) == list(runs.METHODS)
+    assert table.loc["BNN", "AUROC, mutual info."] != "—"
+    assert table.loc["deterministic", "AUROC, mutual info."] == "—"

@@ -120,3 +120,24 @@ def test_calibration_by_hand():
     # Under-confident: 0.6 everywhere, all right.
     under = metrics.calibration(torch.tensor([[0.6, 0.4]] * 3), LABELS)
     assert under["overconfidence"] == pytest.approx(-0.4)
+
+
+def test_mean_sd():
+    # mean 2, sample sd sqrt(((1-2)^2 + 0 + (3-2)^2) / 2) = 1
+    assert metrics.mean_sd([1.0, 2.0, 3.0]) == pytest.approx((2.0, 1.0))
+    assert metrics.mean_sd([5.0]) == (5.0, 0.0)
+
+
+def test_verdict_says_no_difference_inside_the_spread():
+    # means 0.981 and 0.980, sds 0.001 each: difference 0.001 < sqrt(2) * 0.001
+    a, b = [0.980, 0.981, 0.982], [0.979, 0.980, 0.981]
+    assert metrics.verdict(a, b) == "no difference"
+    assert metrics.verdict(b, a) == "no difference"
+
+
+def test_verdict_says_better_or_worse_beyond_the_spread():
+    a, b = [0.990, 0.991, 0.992], [0.979, 0.980, 0.981]
+    assert metrics.verdict(a, b) == "better"
+    assert metrics.verdict(b, a) == "worse"
+    # lower is better (NLL): a lower mean is "better"
+    assert metrics.verdict(b, a, higher_is_better=False) == "better"

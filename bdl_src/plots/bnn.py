@@ -9,19 +9,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from bdl_src import metrics
 from bdl_src.plots.common import COLORS, figure
 
 
-def loss_curves(bnn_losses, num_data: int, twin_losses, steps_per_epoch: int):
+def loss_curves(bnn_losses, num_data: int, twin_losses, steps_per_epoch: int,
+                twin_steps_per_epoch: int | None = None):
     """Left: the BNN's loss (negative ELBO) per training image, every step. Right: the
     twin's cross-entropy per step. Both with a running mean over one epoch."""
     fig, axes = figure(2, 1, width=7.5, height=3.0)
     panels = [(np.asarray(bnn_losses) / num_data,
-               "negative ELBO / training image (nats)", "Bayesian network", COLORS[0]),
+               "negative ELBO / training image (nats)", "Bayesian network", COLORS[0],
+               steps_per_epoch),
               (np.asarray(twin_losses), "cross-entropy (nats)", "deterministic twin",
-               COLORS[1])]
-    for ax, (loss, ylabel, title, color) in zip(axes[0], panels):
+               COLORS[7], twin_steps_per_epoch or steps_per_epoch)]
+    for ax, (loss, ylabel, title, color, steps_per_epoch) in zip(axes[0], panels):
         epochs = np.arange(1, len(loss) + 1) / steps_per_epoch
         ax.plot(epochs, loss, color=color, alpha=0.35, lw=0.8, label="per step")
         k = min(steps_per_epoch, len(loss))
@@ -32,40 +33,6 @@ def loss_curves(bnn_losses, num_data: int, twin_losses, steps_per_epoch: int):
         ax.set_ylabel(ylabel)
         ax.set_title(title)
         ax.legend()
-    return fig
-
-
-def reliability_diagrams(probs: dict, labels, num_bins: int = 15):
-    """One reliability diagram per network: accuracy against confidence in each
-    confidence bin (bars), the diagonal of perfect calibration, and the share of inputs
-    per bin (bottom strip, log scale). ECE in the title."""
-    fig, axes = figure(len(probs), 2, width=7.5, height=4.4, sharex=True,
-                       gridspec_kw={"height_ratios": [3, 1]})
-    for i, (name, p) in enumerate(probs.items()):
-        r = metrics.reliability(p, labels, num_bins)
-        e = metrics.ece(p, labels, num_bins)
-        left, width = r["edges"][:-1], np.diff(r["edges"])
-        ax = axes[0, i]
-        ax.bar(left, np.nan_to_num(r["accuracy"]), width=width, align="edge",
-               color=COLORS[i], alpha=0.8, edgecolor="white", label="accuracy")
-        gap = np.nan_to_num(r["confidence"] - r["accuracy"])
-        ax.bar(left, gap, bottom=np.nan_to_num(r["accuracy"]), width=width,
-               align="edge", color="none", edgecolor=COLORS[3], hatch="///", lw=0.6,
-               label="gap to confidence")
-        ax.plot([0, 1], [0, 1], color="0.3", ls="--", lw=1, label="perfect calibration")
-        ax.set_xlim(0, 1)
-        ax.set_ylim(0, 1)
-        ax.set_title(f"{name}: ECE = {100 * e:.2f} %")
-        ax.set_ylabel("accuracy in bin")
-        if i == 0:
-            ax.legend(loc="upper left", fontsize=8)
-        share = r["count"] / r["count"].sum()
-        axes[1, i].bar(left, share, width=width, align="edge", color=COLORS[i],
-                       alpha=0.8)
-        axes[1, i].set_yscale("log")
-        axes[1, i].set_ylim(5e-5, 1.5)
-        axes[1, i].set_xlabel("confidence (top class probability)")
-        axes[1, i].set_ylabel("share")
     return fig
 
 
@@ -121,8 +88,9 @@ def uncertainty_histograms(panels: dict, num_bins: int = 40):
         s_in, s_out = np.asarray(s_in), np.asarray(s_out)
         hi = max(s_in.max(), s_out.max())
         bins = np.linspace(0, hi, num_bins + 1)
-        ax.hist(s_in, bins=bins, color=COLORS[0], alpha=0.6, label="MNIST test")
-        ax.hist(s_out, bins=bins, color=COLORS[3], alpha=0.6,
+        # data sets in grey and sky blue: no method's colour
+        ax.hist(s_in, bins=bins, color="0.45", alpha=0.6, label="MNIST test")
+        ax.hist(s_out, bins=bins, color=COLORS[5], alpha=0.7,
                 label="Fashion-MNIST test")
         ax.set_yscale("log")
         ax.set_title(title, fontsize=10)
@@ -139,8 +107,9 @@ def roc_curves(curves: dict):
     ax = axes[0, 0]
     styles = ["-", "--", ":", "-."]
     for i, (label, (fpr, tpr, area)) in enumerate(curves.items()):
+        method = "BNN" if label.startswith("BNN") else "deterministic"
         ax.plot(fpr, tpr, ls=styles[i % len(styles)], lw=1.8,
-                color=COLORS[[0, 2, 1, 4][i % 4]], label=f"{label} (AUROC {area:.3f})")
+                color=METHOD_STYLES[method][0], label=f"{label} (AUROC {area:.3f})")
     ax.plot([0, 1], [0, 1], color="0.5", lw=0.8, ls=":")
     ax.set_xlabel("MNIST images flagged (false-positive rate)")
     ax.set_ylabel("Fashion images flagged (true-positive rate)")
@@ -169,22 +138,6 @@ def image_rows(rows: dict, ncols: int = 8):
     return fig
 
 
-def rejection_curves(fractions, curves: dict):
-    """Accuracy on the images a network keeps, against the share it refuses (most
-    uncertain first). ``curves``: ``{label: accuracies}``."""
-    fig, axes = figure(1, 1, width=6.0, height=3.4)
-    ax = axes[0, 0]
-    fractions = 100 * np.asarray(fractions)
-    styles = ["-", "--", ":", "-."]
-    for i, (label, acc) in enumerate(curves.items()):
-        ax.plot(fractions, 100 * np.asarray(acc), ls=styles[i % len(styles)], lw=1.8,
-                color=COLORS[[0, 2, 1, 4][i % 4]], label=label)
-    ax.set_xlabel("share of test images handed to a human (%)")
-    ax.set_ylabel("accuracy on the rest (%)")
-    ax.legend(loc="lower right", fontsize=8)
-    return fig
-
-
 def pixel_maps(maps: dict):
     """Images of 784 numbers each, side by side, each with its own colour bar:
     ``maps`` is ``{title: (784,) values}``."""
@@ -196,4 +149,128 @@ def pixel_maps(maps: dict):
         ax.set_yticks([])
         ax.grid(False)
         fig.colorbar(im, ax=ax, shrink=0.8)
+    return fig
+
+
+# --- the comparison with the baselines ----------------------------------------
+
+# One colour (Okabe & Ito, colour-blind-safe) and one line style per method, on every
+# figure of the chapter.
+METHOD_STYLES = {
+    "BNN": (COLORS[0], "-"),
+    "deterministic": (COLORS[7], ":"),
+    "temperature scaling": (COLORS[1], "--"),
+    "MC dropout": (COLORS[2], "-."),
+    "deep ensemble": (COLORS[3], (0, (5, 1))),
+    "last-layer Laplace": (COLORS[4], (0, (3, 1, 1, 1, 1, 1))),
+}
+
+
+def reliability_grid(bins: dict, ncols: int = 3):
+    """Reliability diagrams side by side from stored bins: ``bins`` is ``{method:
+    {"confidence": [...], "accuracy": [...], "count": [...]}}`` (15 equal-width bins).
+    Bars: accuracy per bin in the method's colour; hatched: the gap to the bin's mean
+    confidence; dashed: perfect calibration. ECE in each title."""
+    nrows = -(-len(bins) // ncols)
+    fig, axes = figure(ncols, nrows, width=7.5, height=2.5 * nrows + 0.3, sharex=True,
+                       sharey=True)
+    for ax, (method, r) in zip(axes.flat, bins.items()):
+        conf, acc = np.asarray(r["confidence"]), np.asarray(r["accuracy"])
+        count = np.asarray(r["count"], dtype=float)
+        edges = np.linspace(0, 1, len(count) + 1)
+        keep = count > 0
+        e = float(np.sum(count[keep] / count.sum() * np.abs(acc[keep] - conf[keep])))
+        color = METHOD_STYLES.get(method, (COLORS[0], "-"))[0]
+        ax.bar(edges[:-1], np.nan_to_num(acc), width=np.diff(edges), align="edge",
+               color=color, alpha=0.55, edgecolor="white")
+        ax.bar(edges[:-1], np.nan_to_num(conf - acc), bottom=np.nan_to_num(acc),
+               width=np.diff(edges), align="edge", color="none", edgecolor="0.35",
+               hatch="///", lw=0.6)
+        ax.plot([0, 1], [0, 1], color="0.3", ls="--", lw=1)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_title(f"{method}\nECE = {100 * e:.2f} %", fontsize=9)
+    for ax in axes.flat[len(bins):]:
+        ax.axis("off")
+    for ax in axes[-1]:
+        ax.set_xlabel("confidence")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("accuracy in bin")
+    return fig
+
+
+def _band(ax, x, runs, method, label=None):
+    """Mean over seeds (line) and their range (band) of ``runs`` (seeds, len(x))."""
+    color, style = METHOD_STYLES.get(method, (COLORS[0], "-"))
+    runs = np.asarray(runs, dtype=float)
+    ax.plot(x, runs.mean(0), color=color, ls=style, lw=1.8, label=label)
+    if len(runs) > 1:
+        ax.fill_between(x, runs.min(0), runs.max(0), color=color, alpha=0.15, lw=0)
+
+
+def refusal_by_method(fractions, curves: dict):
+    """Accuracy on the test digits a method keeps against the share it refuses (most
+    uncertain by predictive entropy first). ``curves``: ``{method: [accuracies of each
+    seed]}``; line: mean over seeds, band: their range."""
+    fig, axes = figure(1, 1, width=6.4, height=3.6)
+    ax = axes[0, 0]
+    for method, runs in curves.items():
+        _band(ax, 100 * np.asarray(fractions), 100 * np.asarray(runs), method, method)
+    ax.set_xlabel("share of test digits handed to a human (%)")
+    ax.set_ylabel("accuracy on the rest (%)")
+    ax.legend(loc="lower right", fontsize=8)
+    return fig
+
+
+def shift_curves(angles, sweeps: dict):
+    """Accuracy, ECE and mean predictive entropy of every method against the angle by
+    which the test digits are rotated. ``sweeps``: ``{method: [per seed: {angle:
+    {"accuracy", "ece", "entropy"}}]}``; line: mean over seeds, band: their range."""
+    fig, axes = figure(3, 1, width=7.5, height=3.2)
+    panels = [("accuracy", 100, "accuracy (%)"), ("ece", 100, "ECE (%)"),
+              ("entropy", 1, "mean predictive entropy (nats)")]
+    for ax, (key, factor, ylabel) in zip(axes[0], panels):
+        for method, runs in sweeps.items():
+            values = [[factor * run[str(a)][key] for a in angles] for run in runs]
+            _band(ax, angles, values, method, method)
+        ax.set_xlabel("rotation (degrees)")
+        ax.set_ylabel(ylabel)
+        ax.set_xticks(list(angles)[::2])
+    axes[0, 2].axhline(np.log(10), color="0.5", lw=0.8, ls=":")
+    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside lower center",
+               ncols=3, fontsize=8)
+    return fig
+
+
+def prior_predictive(panels: dict):
+    """What networks drawn from each prior predict on digits: one row per prior
+    (``panels``: ``{title: sample_probs (S, N, 10)}``). Left: the confidence (top
+    probability) of every network on every image; middle: the entropy of each
+    network's prediction; right: the share of the images each network assigns to each
+    digit (one dot per network)."""
+    fig, axes = figure(3, len(panels), width=7.5, height=2.3 * len(panels) + 0.2)
+    for row, (title, sp) in enumerate(panels.items()):
+        sp = np.asarray(sp)
+        conf = sp.max(-1).ravel()
+        ent = -(sp * np.log(np.clip(sp, 1e-12, None))).sum(-1).ravel()
+        share = np.stack([np.bincount(s.argmax(-1), minlength=sp.shape[-1])
+                          for s in sp]) / sp.shape[1]  # (S, 10)
+        color = ["0.45", COLORS[0]][row % 2]
+        axes[row, 0].hist(conf, bins=np.linspace(0.1, 1, 31), color=color, alpha=0.8)
+        axes[row, 0].set_ylabel(title, fontsize=9)
+        axes[row, 1].hist(ent, bins=np.linspace(0, np.log(10), 31), color=color,
+                          alpha=0.8)
+        jitter = np.random.default_rng(0).uniform(-0.25, 0.25, share.shape)
+        axes[row, 2].scatter(np.arange(sp.shape[-1]) + jitter, share, s=4,
+                             color=color, alpha=0.5)
+        axes[row, 2].set_ylim(-0.03, 1.03)
+        axes[row, 2].set_xticks(range(sp.shape[-1]))
+        for ax in axes[row, :2]:
+            ax.set_yticks([])
+    axes[-1, 0].set_xlabel("confidence")
+    axes[-1, 1].set_xlabel("entropy (nats)")
+    axes[-1, 2].set_xlabel("predicted digit")
+    axes[0, 2].set_title("share of images per digit", fontsize=9)
+    axes[0, 0].set_title("confidence", fontsize=9)
+    axes[0, 1].set_title("entropy of a network's prediction", fontsize=9)
     return fig
