@@ -1,4 +1,4 @@
-"""Chapter 2: a Bayesian neural network on MNIST that knows when it does not know.
+"""Chapter 2: a Bayesian neural network on MNIST, and how far to trust its doubt.
 
 The model (``BayesianMLP``) puts a Normal prior on every weight and bias of a
 two-hidden-layer perceptron and a categorical likelihood on the digit; the guide
