@@ -52,7 +52,7 @@ class SSVAEConfig:
     labelled_batch_size: int = 50  # labelled codes per step (the labelled set cycles)
     lr: float = 3e-3  # Adam's learning rate at the first step ...
     final_lr: float = 3e-4  # ... decayed geometrically, step by step, to this one
-    draw_codes: bool = True  # a new code from q(code | x) every epoch; False: the mean
+    draw_codes: bool = True  # codes drawn from q(code | x) anew; False: their means
     m1: M1Config = field(default_factory=M1Config)  # the code M2 models
     num_val: int = 5000  # training images held out for choosing settings (never test)
     num_train: int | None = None  # None: every remaining training image; n: the first n
@@ -189,10 +189,11 @@ def accuracy(ssvae: SSVAE, codes: CodeSplit) -> float:
 
 
 def train_ssvae(ssvae: SSVAE, codes: CodeData, config: SSVAEConfig) -> dict:
-    """Fit M2 by SVI on M1's codes: every epoch draws a fresh code of each image from
-    M1's q(code | x) (unless ``config.draw_codes`` is False), and each step pairs a
-    batch of unlabelled codes with a batch of labelled ones; Adam's learning rate
-    decays a little after every step. Shown in book/ssvae.md.
+    """Fit M2 by SVI on M1's codes: each step pairs a batch of unlabelled codes with a
+    batch of labelled ones, every code drawn anew from M1's q(code | x) (once an epoch
+    for the unlabelled ones, at every step for the few labelled ones that recur; means
+    instead if ``config.draw_codes`` is False); Adam's learning rate decays a little
+    after every step. Shown in book/ssvae.md.
 
     Returns the loss of every step (per training image), the accuracy of q(y | code)
     on the validation and test images after every epoch, and the seconds since the
@@ -219,15 +220,15 @@ def train_ssvae(ssvae: SSVAE, codes: CodeData, config: SSVAEConfig) -> dict:
                "epoch_seconds": [], "steps_per_epoch": steps_per_epoch}
     start = time.perf_counter()
     for epoch in progress(range(config.num_epochs), desc=desc):
-        if config.draw_codes:
-            cu, cl = unlabelled.draw(generator), labelled.draw(generator)
-        else:
-            cu, cl = unlabelled.loc, labelled.loc
+        cu = unlabelled.draw(generator) if config.draw_codes else unlabelled.loc
         for (cu_batch,) in minibatches((cu,), config.batch_size, generator):
-            idx = next(labelled_batches).to(cl.device)
+            idx = next(labelled_batches).to(labelled.loc.device)
+            # The few labelled codes recur every few steps: a fresh draw each time.
+            cl_batch = labelled.draw(generator, idx) if config.draw_codes \
+                else labelled.loc[idx]
             step = len(history["losses"]) + 1
             try:
-                value = svi.step(cu_batch, cl[idx], labelled.labels[idx]) / num_data
+                value = svi.step(cu_batch, cl_batch, labelled.labels[idx]) / num_data
             except ValueError as err:  # Pyro's check of a distribution's arguments
                 if "invalid values" not in str(err):
                     raise

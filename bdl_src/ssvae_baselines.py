@@ -28,7 +28,7 @@ NAMES = {"pixels": "labels-only MLP", "m1": "M1-code classifier"}
 @dataclass(frozen=True)
 class BaselineConfig:
     """Plain supervised training on the labelled images (the defaults are the book's,
-    chosen on the validation images by ``bench/ssvae_baselines.py``)."""
+    chosen on the validation images by ``bench/ssvae_select.py``)."""
 
     num_labels: int = 100
     draw: int = 0  # which random draw of the labelled images, as in SSVAEConfig

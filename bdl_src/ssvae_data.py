@@ -79,10 +79,13 @@ class CodeSplit:
     def __len__(self) -> int:
         return len(self.loc)
 
-    def draw(self, generator: torch.Generator) -> torch.Tensor:
-        """One code of every image, drawn from q(code | x): loc + scale * noise."""
-        noise = torch.randn(self.loc.shape, generator=generator).to(self.loc.device)
-        return self.loc + self.scale * noise
+    def draw(self, generator: torch.Generator, index=None) -> torch.Tensor:
+        """One code of every image (or of the images ``index`` picks), drawn from
+        q(code | x): loc + scale * noise."""
+        loc, scale = (self.loc, self.scale) if index is None else \
+            (self.loc[index], self.scale[index])
+        noise = torch.randn(loc.shape, generator=generator).to(loc.device)
+        return loc + scale * noise
 
 
 @dataclass(frozen=True)

@@ -35,3 +35,15 @@ def test_headline_table_reads_each_chapter(monkeypatch):
 
 def test_published_number_reads_the_value():
     assert results.published_number("ssvae", "test error M1+M2, 100 labels") == 3.33
+
+
+def test_write_metrics_writes_json_the_guard_reads(tmp_path):
+    import json
+
+    from bdl_src import guard
+    path = results.write_metrics({"Ch. 4 SS-VAE": {"accuracy": 0.91, "note": "x"}},
+                                 tmp_path / "out" / "metrics.json")
+    metrics = json.loads(path.read_text())
+    assert metrics["Ch. 4 SS-VAE"]["accuracy"] == 0.91
+    assert guard.check(metrics, {"Ch. 4 SS-VAE": {"accuracy": {"min": 0.95}}}) == [
+        "GUARD: Ch. 4 SS-VAE / accuracy = 0.91, below its bound 0.95"]

@@ -186,6 +186,8 @@ def test_codes_are_m1s_encoding_and_draws_follow_q(mnist):
     gen = torch.Generator().manual_seed(0)
     draws = torch.stack([data.unlabelled.draw(gen) for _ in range(400)])
     assert not torch.equal(draws[0], draws[1])  # a new code every epoch
+    some = data.unlabelled.draw(torch.Generator().manual_seed(1), torch.tensor([0, 3]))
+    assert some.shape == (2, CODE)  # a draw of the codes the index picks
     assert torch.allclose(draws.mean(0), loc, atol=4 * scale.max().item() / 20)
     assert torch.allclose(draws.std(0), scale, rtol=0.2)
 
@@ -269,7 +271,8 @@ def test_plots_return_figures(mnist):
     x, y = mnist
     losses = list(np.linspace(9, 1, 60))
     assert isinstance(plots.loss_curves({"100 labels": (losses, 10)}, window=5), Figure)
-    assert isinstance(plots.accuracy_curves({"100 labels": [0.5, 0.7]}), Figure)
+    assert isinstance(plots.accuracy_curves({(100, 0): [0.5, 0.7], (100, 1): [0.6, 0.7],
+                                             (3000, 0): [0.9, 0.95]}), Figure)
     methods = {"M1+M2": ([0.9, 0.96], [0.01, 0.0]),
                "labels-only MLP": ([0.7, 0.93], [0.02, 0.0])}
     assert isinstance(plots.accuracy_vs_labels([100, 3000], methods), Figure)

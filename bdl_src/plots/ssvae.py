@@ -41,13 +41,18 @@ STYLE = {"M1+M2": (COLORS[0], "o", "-"),
 
 
 def accuracy_curves(runs: dict) -> Figure:
-    """Validation accuracy of q(y|x) after every epoch, one curve per run (``runs``
-    maps a label to a list of accuracies)."""
+    """Validation accuracy of q(y|x) after every epoch, one curve per run: ``runs`` maps
+    (number of labels, draw) to a list of accuracies. One colour per number of labels,
+    in the order of ``loss_curves``; one line style per draw."""
     fig, axes = figure(width=6.4, height=3.4)
     ax = axes[0, 0]
-    for i, (label, acc) in enumerate(runs.items()):
+    numbers = list(dict.fromkeys(n for n, _ in runs))
+    several = {n for n, draw in runs if draw > 0}
+    for (n, draw), acc in runs.items():
+        label = f"{n} labels" + (f", draw {draw + 1}" if n in several else "")
         ax.plot(np.arange(1, len(acc) + 1), 100 * np.asarray(acc), marker="o", ms=3,
-                color=COLORS[i % len(COLORS)], label=label)
+                color=COLORS[numbers.index(n) % len(COLORS)],
+                ls=["-", "--", ":", "-."][draw % 4], label=label)
     ax.set_xlabel("epoch of M2")
     ax.set_ylabel("validation accuracy (%)")
     ax.legend(fontsize=8, ncol=2)
