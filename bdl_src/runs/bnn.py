@@ -10,6 +10,7 @@ seed by ``evaluate`` and kept in the cache as plain numbers.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, replace
 
@@ -230,6 +231,15 @@ def values(results: dict, method: str, key: str, factor: float = 1.0) -> list:
     return [factor * v for v in out if v is not None]
 
 
+def mean_sd_text(mean: float, sd: float, digits: int = 4) -> str:
+    """"mean ± sd" with the mean rounded to the sd's first significant digit
+    (98.0512, 0.0312 -> "98.05 ± 0.03"); ``digits`` significant digits if sd is 0."""
+    if not sd > 0:
+        return f"{mean:.{digits}g} ± 0"
+    decimals = max(0, -math.floor(math.log10(sd)))
+    return f"{mean:.{decimals}f} ± {sd:.{decimals}f}"
+
+
 def comparison_table(results: dict, digits: int = 4,
                      columns: dict = COLUMNS) -> pd.DataFrame:
     """Mean ± sd over seeds of every column of ``columns`` (by default ``COLUMNS``, with
@@ -240,7 +250,7 @@ def comparison_table(results: dict, digits: int = 4,
         for col, (key, factor, _) in columns.items():
             v = values(results, method, key, factor)
             mean, sd = metrics.mean_sd(v) if v else (None, None)
-            row[col] = "—" if mean is None else f"{mean:.{digits}g} ± {sd:.1g}"
+            row[col] = "—" if mean is None else mean_sd_text(mean, sd, digits)
         if columns is COLUMNS:
             row["forward passes"] = results[next(iter(results))]["methods"][method][
                 "forward_passes"]
