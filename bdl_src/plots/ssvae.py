@@ -8,6 +8,14 @@ from matplotlib.figure import Figure
 
 from bdl_src.plots.common import COLORS, figure
 
+# One colour per number of labels (training curves), none shared with the models'.
+RUN_COLORS = ["#CC79A7", "#56B4E9", "#000000", "#999999"]
+
+# One colour and marker per model, in every figure of the chapter.
+STYLE = {"M1+M2": (COLORS[0], "o", "-"),
+         "M1-code classifier": (COLORS[2], "^", ":"),
+         "labels-only MLP": (COLORS[1], "s", "--")}
+
 
 def _smooth(values, window: int) -> np.ndarray:
     values = np.asarray(values, dtype=float)
@@ -22,7 +30,7 @@ def loss_curves(runs: dict, window: int = 50) -> Figure:
     fig, axes = figure(width=6.4, height=3.4)
     ax = axes[0, 0]
     low = np.inf
-    for (label, (losses, per_epoch)), color in zip(runs.items(), COLORS):
+    for (label, (losses, per_epoch)), color in zip(runs.items(), RUN_COLORS):
         smooth = _smooth(losses, window)
         epochs = (np.arange(len(smooth)) + window) / per_epoch
         ax.plot(epochs, smooth, color=color, label=label)
@@ -34,10 +42,6 @@ def loss_curves(runs: dict, window: int = 50) -> Figure:
     return fig
 
 
-# One colour and marker per model, in every figure of the chapter.
-STYLE = {"M1+M2": (COLORS[0], "o", "-"),
-         "M1-code classifier": (COLORS[2], "^", ":"),
-         "labels-only MLP": (COLORS[1], "s", "--")}
 
 
 def accuracy_curves(runs: dict) -> Figure:
@@ -51,7 +55,7 @@ def accuracy_curves(runs: dict) -> Figure:
     for (n, draw), acc in runs.items():
         label = f"{n} labels" + (f", draw {draw + 1}" if n in several else "")
         ax.plot(np.arange(1, len(acc) + 1), 100 * np.asarray(acc), marker="o", ms=3,
-                color=COLORS[numbers.index(n) % len(COLORS)],
+                color=RUN_COLORS[numbers.index(n) % len(RUN_COLORS)],
                 ls=["-", "--", ":", "-."][draw % 4], label=label)
     ax.set_xlabel("epoch of M2")
     ax.set_ylabel("validation accuracy (%)")
@@ -73,7 +77,9 @@ def accuracy_vs_labels(num_labels, methods: dict, published: dict | None = None
         ax.errorbar(n, 100 * np.asarray(means), yerr=100 * np.asarray(sds),
                     marker=marker, ls=ls, color=color, capsize=3, label=name)
     for (name, points), marker in zip((published or {}).items(), "DPX*"):
-        ax.plot(list(points), [100 * a for a in points.values()], marker=marker,
+        # a little to the left of the book's points, which would hide them
+        ax.plot([x / 1.15 for x in points], [100 * a for a in points.values()],
+                marker=marker,
                 ls="none", mfc="none", mec=COLORS[7], ms=7, label=name)
     ax.set_xscale("log")
     ax.set_xticks(n)
