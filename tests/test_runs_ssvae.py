@@ -83,17 +83,6 @@ def test_cli_run_reports_the_keys_the_results_page_reads(monkeypatch):
         {k: v for k, v in metrics.items() if "accuracy" in k}
 
 
-def test_accuracy_at_counts_m1_time_first():
-    history = {"epoch_seconds": [6.0, 12.0, 18.0],
-               "epoch_test_accuracy": [0.90, 0.94, 0.95]}
-    assert R.accuracy_by_time(50.0, history) == [(56.0, 0.90), (62.0, 0.94),
-                                                 (68.0, 0.95)]
-    assert R.accuracy_at(50.0, history, 61.0) == (56.0, 0.90, 1)  # last epoch done
-    assert R.accuracy_at(50.0, history, 62.0) == (62.0, 0.94, 2)
-    assert R.accuracy_at(50.0, history, 10.0) == (56.0, 0.90, 1)  # none done: the first
-    assert R.accuracy_at(50.0, history, 500.0) == (68.0, 0.95, 3)  # training ended
-
-
 def test_verdict_says_within_when_the_difference_is_inside_the_spread():
     assert R.verdict(2.0, 0.5) == "above"
     assert R.verdict(0.3, 0.5) == "within"

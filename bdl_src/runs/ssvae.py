@@ -19,7 +19,15 @@ from bdl_src.cache import cached
 from bdl_src.data import ImageData
 from bdl_src.m1 import M1, kl_weight, train_m1
 from bdl_src.nets import GreyBernoulli, loc_scale, mlp
-from bdl_src.ssvae import SSVAE, SSVAEConfig, SSVAELoss, accuracy, classify, train_ssvae
+from bdl_src.ssvae import (
+    SSVAE,
+    Classifier,
+    SSVAEConfig,
+    SSVAELoss,
+    accuracy,
+    classify,
+    train_ssvae,
+)
 from bdl_src.ssvae_baselines import (
     NAMES,
     BaselineConfig,
@@ -100,14 +108,10 @@ def fit_ssvae(config: SSVAEConfig, m1: M1, refresh: bool = False
     pyro.set_rng_seed(config.seed)  # the networks' initial weights
     ssvae = SSVAE(m1.code_dim, config.z_dim, config.hidden_dim,
                   num_labelled=len(codes.labelled),
-                  num_unlabelled=len(codes.unlabelled)).to(m1_device(m1))
+                  num_unlabelled=len(codes.unlabelled)).to(default_device())
     history, info = cached("ssvae", config, train_ssvae, ssvae, codes, config,
                            code=M2_CODE, refresh=refresh)
     return ssvae.cpu().eval(), codes, history, info
-
-
-def m1_device(m1: M1) -> torch.device:
-    return next(m1.parameters()).device
 
 
 def fit_baseline(config: BaselineConfig, m1: M1, refresh: bool = False
@@ -129,7 +133,7 @@ def fit_baseline(config: BaselineConfig, m1: M1, refresh: bool = False
         x, val, test = data.labelled.images, data.val, data.test.images
     else:
         codes = encode(m1, data)
-        net = SSVAE(m1.code_dim, hidden_dim=config.hidden_dim).classifier
+        net = Classifier(m1.code_dim, config.hidden_dim)
         x, test = codes.labelled.loc, codes.test.loc
         val = ImageData(codes.val.loc, codes.val.labels)
     net = net.to(device)
@@ -149,28 +153,10 @@ def verdict(difference: float, spread: float) -> str:
     return "below" if difference < -spread else "within"
 
 
-def accuracy_by_time(m1_seconds: float, history: dict) -> list[tuple[float, float]]:
-    """(seconds of training so far, test accuracy of q(y | x)) after every epoch of M2,
-    the clock starting with M1's training: what one run from scratch costs."""
-    return [(m1_seconds + seconds, acc) for seconds, acc in
-            zip(history["epoch_seconds"], history["epoch_test_accuracy"])]
-
-
-def accuracy_at(m1_seconds: float, history: dict, seconds: float
-                ) -> tuple[float, float, int]:
-    """Where training stood after ``seconds`` (M1's time included): ``(time, test
-    accuracy, epochs of M2)`` at the end of the last epoch finished by then, or of the
-    first epoch if even that one finished later."""
-    timeline = accuracy_by_time(m1_seconds, history)
-    done = [i for i, (t, _) in enumerate(timeline) if t <= seconds]
-    i = done[-1] if done else 0
-    return (*timeline[i], i + 1)
-
-
 def run_all(seed: int = 0, refresh: bool = False) -> dict:
     """M1, then M2 and both baselines for every ``book_runs()`` entry (trained or
     loaded): {"m1": (m1, history, info), (n, draw): {"ssvae": ..., "pixels": ...,
-    "m1": ...}}, each entry a dict of test probabilities, accuracy, ECE, seconds."""
+    "m1": ...}}, each entry a dict of test probabilities, accuracy and seconds."""
     m1, m1_history, m1_info = fit_m1(SSVAEConfig(seed=seed), refresh=refresh)
     runs = {"m1": (m1, m1_history, m1_info)}
     for n, draw in book_runs():
@@ -188,7 +174,6 @@ def run_all(seed: int = 0, refresh: bool = False) -> dict:
         labels = codes.test.labels.cpu()
         for entry in runs[n, draw].values():
             entry["accuracy"] = metrics.accuracy(entry["probs"], labels)
-            entry["ece"] = metrics.ece(entry["probs"], labels)
     return runs
 
 
