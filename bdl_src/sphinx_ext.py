@@ -4,10 +4,14 @@ jupyter-cache keys a page on its own cells, and Sphinx re-reads only pages whose
 changed, so an edit in ``bdl_src`` alone would leave stale outputs. This extension
 hashes every ``bdl_src/**/*.py``; when the hash differs from the last successful build
 it empties the execution cache and marks every page outdated. Models come from the
-checkpoint cache, so re-executing costs seconds, not retraining. It also removes
+checkpoint cache, so re-executing costs seconds, not retraining. The results page,
+which shows what the chapters record, is read last and whenever a chapter was read
+(``_read_last``, ``_outdated``). Figures outside the numbered chapters carry no number
+(``_unnumbered_figures``). It also removes
 duplicated inline scripts from every page (``_dedupe_scripts``), serves MathJax locally
-(``_local_mathjax``) and offers every executed page as a notebook download
-(``_notebook_download``).
+(``_local_mathjax``), offers every executed page as a notebook download
+(``_notebook_download``) and registers the bibliography's author-year labels
+(``bdl_src.bibstyle``).
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from __future__ import annotations
 import hashlib
 import shutil
 from pathlib import Path
+
+from bdl_src import bibstyle
 
 PACKAGE = Path(__file__).resolve().parent
 
@@ -41,13 +47,38 @@ def _check(app, config) -> None:
         shutil.rmtree(cache, ignore_errors=True)
 
 
+# Pages that read what the chapters record (bdl_src.results.record): read after every
+# other page, and again whenever any other page was read (and so ran).
+READ_LAST = ("book/results",)
+
+
 def _outdated(app, env, added, changed, removed):
-    return sorted(env.found_docs) if app._bdl_changed else []
+    if app._bdl_changed:
+        return sorted(env.found_docs)
+    if set(added) | set(changed) - set(READ_LAST):
+        return [doc for doc in READ_LAST if doc in env.found_docs]
+    return []
+
+
+def _read_last(app, env, docnames) -> None:
+    """Sphinx reads pages in alphabetical order; the results page must come after the
+    chapters whose numbers it shows."""
+    docnames.sort(key=lambda doc: doc in READ_LAST)
 
 
 def _finished(app, exception) -> None:
     if exception is None:
         _stamp(app).write_text(app._bdl_hash)
+
+
+def _unnumbered_figures(app, env) -> list[str]:
+    """Figures of pages outside the numbered chapters (the introduction, the
+    appendices) carry no number: Sphinx would number them "Fig. 1", "Fig. 2" in one
+    sequence beside the chapters' "Fig. 4.1". Such figures are referred to in words."""
+    for doc in list(env.toc_fignumbers):
+        if not env.toc_secnumbers.get(doc):
+            del env.toc_fignumbers[doc]
+    return []
 
 
 def _dedupe_scripts(app, pagename, templatename, context, doctree) -> None:
@@ -93,9 +124,13 @@ def _notebook_download(app, pagename, templatename, context, doctree) -> None:
 
 
 def setup(app):
+    bibstyle.register()
     app.connect("config-inited", _check)
     app.connect("config-inited", _local_mathjax)
     app.connect("env-get-outdated", _outdated)
+    app.connect("env-before-read-docs", _read_last)
+    # after Sphinx's TocTreeCollector numbered them in the same event (priority 500)
+    app.connect("env-get-updated", _unnumbered_figures, priority=900)
     app.connect("build-finished", _finished)
     app.connect("html-page-context", _dedupe_scripts, priority=100)
     app.connect("html-page-context", _notebook_download, priority=100)

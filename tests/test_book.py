@@ -78,6 +78,37 @@ def test_citations_exist_in_bibliography(page):
     assert cited <= keys, sorted(cited - keys)
 
 
+def bib_entries() -> dict[str, str]:
+    bib = (ROOT / "book" / "references.bib").read_text()
+    return dict(re.findall(r"@\w+\{([^,]+),(.*?)\n\}", bib, re.S))
+
+
+def test_every_bibliography_entry_is_cited_and_dated():
+    """The references page lists the whole file (``:all:``): nothing there that no page
+    cites, and no "n.d." label."""
+    cited = {k.strip() for page in PAGES
+             for group in re.findall(r"\{cite[:pt]*\}`([^`]+)`", page.read_text())
+             for k in group.split(",")}
+    entries = bib_entries()
+    assert set(entries) <= cited, sorted(set(entries) - cited)
+    undated = [k for k, body in entries.items() if not re.search(r"\byear\s*=", body)]
+    assert not undated, undated
+
+
+def test_bibliography_labels_read_as_author_and_year():
+    from pybtex.database import parse_string
+
+    from bdl_src.bibstyle import LabelStyle
+
+    bib = parse_string((ROOT / "book" / "references.bib").read_text(), "bibtex")
+    labels = dict(zip(bib.entries, LabelStyle().format_labels(bib.entries.values())))
+    assert labels["blei2017variational"] == "Blei et al., 2017"
+    assert labels["kendall2017uncertainties"] == "Kendall and Gal, 2017"
+    assert labels["bishop2006pattern"] == "Bishop, 2006"
+    assert labels["pyro_poutine"].startswith("Pyro developers, 2019")
+    assert len(set(labels.values())) == len(labels)  # 2019a, 2019b where they'd clash
+
+
 CHAPTERS = ["bayesian_modeling", "bnn", "vae", "ssvae"]
 PLUMBING = ["fit_or_load", "sys.modules", "restore_guide", "data_parallel", "torchrun",
             "DistributedDataParallel", "distributed"]

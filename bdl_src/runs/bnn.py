@@ -270,7 +270,12 @@ def cli_run(seed: int = 0, refresh: bool = False) -> dict:
     """Train (or load) every method over ``SEEDS`` (offset by ``seed``), evaluate them,
     and return the comparison table as ``{"method: column": "mean ± sd"}``."""
     data = bnn.load_data(BNNConfig())
-    results = compare(data, tuple(seed + s for s in SEEDS), refresh)
+    return headline(compare(data, tuple(seed + s for s in SEEDS), refresh))
+
+
+def headline(results: dict) -> dict:
+    """The comparison table of ``compare``'s results as ``{"method: column": "mean ±
+    sd"}``: what the chapter records for the results page and the CLI prints."""
     table = comparison_table(results)
     return {f"{method}: {col}": str(value) for method, row in table.iterrows()
             for col, value in row.items()}

@@ -181,17 +181,25 @@ def cli_run(seed: int = 0, refresh: bool = False) -> dict:
     """Train (or load) every model of the chapter; return the test accuracies (mean
     over draws where there are several) and the training times."""
     runs = run_all(seed, refresh)
-    metrics_ = {"M1 train seconds (shared)": runs["m1"][2]["train_seconds"]}
     names = {"ssvae": "SS-VAE (M1+M2)", **NAMES}
-    for n in BOOK_LABELS:
-        draws = [runs[key] for key in runs if key != "m1" and key[0] == n]
-        for model, name in names.items():
-            accs = torch.tensor([d[model]["accuracy"] for d in draws])
-            metrics_[f"{name} test accuracy, {n} labels"] = accs.mean().item()
-            if len(accs) > 1:
-                what = f"test accuracy sd over {len(accs)} draws"
-                metrics_[f"{name} {what}, {n} labels"] = accs.std().item()
-        metrics_[f"SS-VAE (M1+M2) train seconds, {n} labels"] = \
-            draws[0]["ssvae"]["seconds"]
-    return metrics_
+    accuracies = {(name, n): [runs[key][model]["accuracy"] for key in runs
+                              if key != "m1" and key[0] == n]
+                  for n in BOOK_LABELS for model, name in names.items()}
+    m2_seconds = {n: runs[n, 0]["ssvae"]["seconds"] for n in BOOK_LABELS}
+    return headline(accuracies, runs["m1"][2]["train_seconds"], m2_seconds)
 
+
+def headline(accuracies: dict, m1_seconds: float, m2_seconds: dict) -> dict:
+    """The chapter's headline numbers, as it records them for the results page and the
+    CLI prints them: ``accuracies`` {(model name, labels): [test accuracy of each draw,
+    a fraction]}, M1's training seconds and M2's {labels: seconds} of one run."""
+    out = {"M1 train seconds (shared)": float(m1_seconds)}
+    for (name, n), accs in accuracies.items():
+        accs = torch.tensor(accs, dtype=torch.float64)
+        out[f"{name} test accuracy, {n} labels"] = accs.mean().item()
+        if len(accs) > 1:
+            out[f"{name} test accuracy sd over {len(accs)} draws, {n} labels"] = \
+                accs.std().item()
+    for n, seconds in m2_seconds.items():
+        out[f"SS-VAE (M1+M2) train seconds, {n} labels"] = float(seconds)
+    return out

@@ -2,7 +2,9 @@
 
 Serves `_build/html` on a loopback port and, for every page in `_toc.yml`: no JavaScript
 console errors, every image loaded with alt text or a caption, every internal link and
-anchor resolves; the search page finds each chapter by a term of its own. Light and dark
+anchor resolves; the search page finds each chapter by a term of its own; at a phone's,
+a laptop's and a wide screen's width, in light and dark mode, nothing is cut off
+without a scroll bar and no text is too faint to read (readability.js). Light and dark
 full-page screenshots go to `_build/screenshots/` for a person to look at.
 """
 
@@ -24,6 +26,8 @@ from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 pytestmark = pytest.mark.site
 SHOTS = ROOT / "_build" / "screenshots"
+READABILITY = (Path(__file__).parent / "readability.js").read_text()
+WIDTHS = (360, 1280, 1920)  # a small phone, a laptop, a wide screen (CSS pixels)
 # A term from each page that only a reader of that page would search for.
 SEARCH_TERMS = {"book/intro": "probabilistic", "book/bayesian_modeling": "heavy-tailed",
                 "book/bnn": "reliability", "book/vae": "decoder",
@@ -98,6 +102,23 @@ def test_page_in_browser(page, server, browser):
     browser.execute_script("document.documentElement.dataset.theme = 'dark'")
     browser.save_screenshot(str(SHOTS / f"{name}.dark.png"))
     browser.set_window_size(1280, 900)
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+@pytest.mark.parametrize("page", toc_pages())
+def test_nothing_cut_off_and_no_faint_text(page, width, server, browser):
+    browser.set_window_size(width, 900)
+    try:
+        load(browser, urljoin(server, f"{page}.html"))
+        problems = []
+        for mode in ("light", "dark"):
+            browser.execute_script(f"document.documentElement.dataset.theme = '{mode}'")
+            found = browser.execute_script(READABILITY)
+            problems += [f"{mode}: {line}"
+                         for line in found["clipped"] + found["faint"]]
+    finally:
+        browser.set_window_size(1280, 900)
+    assert not problems, f"{page} at {width} px:\n" + "\n".join(problems)
 
 
 def test_internal_links_and_anchors_resolve():

@@ -3,10 +3,15 @@
 Marked ``site`` and left out of `make test`, which runs before any build.
 """
 
+import json
+import re
+
 import pytest
 from bs4 import BeautifulSoup
 
-from .common import HTML, toc_pages
+from bdl_src import results
+
+from .common import HTML, ROOT, toc_pages
 
 pytestmark = pytest.mark.site
 
@@ -76,3 +81,35 @@ def test_chapter_has_a_model_diagram_exercises_solutions_and_takeaways(page):
                 for h in main.find_all("h2")]
     for wanted in ("Key takeaways", "Try next"):  # after the section number
         assert any(h.endswith(wanted) for h in headings), (page, wanted, headings)
+
+
+def numbers(cell: str) -> tuple[float, float]:
+    """A table cell's value and its spread: "92.6 ± 0.2 %" -> (92.6, 0.2), "96.2 %" ->
+    (96.2, 0.0)."""
+    found = [float(x) for x in re.findall(r"-?\d+(?:\.\d+)?", cell)]
+    return found[0], (found[1] if "±" in cell else 0.0)
+
+
+def test_readme_numbers_agree_with_this_build():
+    """The README's table (written by `python -m bdl_src.results readme` from some
+    build) against the one this build would write: the same rows, and every number
+    within three of its spreads (seeds, label draws) or, for single numbers, within
+    the rounding of its last digit and 1 % (another machine's floating point)."""
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split(results.README_START)[1].split(results.README_END)[0]
+    built = json.loads((ROOT / "_build" / "metrics.json").read_text())
+    ours = results.readme_table(built)
+
+    def rows(text):
+        return {tuple(c.strip() for c in line.strip("|").split("|")[:2]):
+                line.strip("|").split("|")[2].strip()
+                for line in text.strip().splitlines()[2:]}
+
+    theirs, mine = rows(block), rows(ours)
+    assert theirs.keys() == mine.keys(), "README rows differ: run " \
+        "`.venv/bin/python -m bdl_src.results readme` after `make book`"
+    for key, cell in theirs.items():
+        (a, sd_a), (b, sd_b) = numbers(cell), numbers(mine[key])
+        digits = len(cell.split("±")[0].split(".")[1].split()[0]) if "." in cell else 0
+        tolerance = max(3 * max(sd_a, sd_b), 10 ** -digits, 0.01 * abs(b))
+        assert abs(a - b) <= tolerance, f"README {key}: {cell}, this build: {mine[key]}"
