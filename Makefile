@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 REQ_HASH := $(shell cat requirements.txt pyproject.toml | sha256sum | cut -c1-16)
 STAMP := $(VENV)/.installed-$(REQ_HASH)
 
-.PHONY: book test bench venv lock screenshots clean clean-cache
+.PHONY: book pdf test bench venv lock screenshots clean clean-cache
 
 $(STAMP):
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,14 +29,27 @@ $(MATHJAX):
 	  && mv package/es5/tex-svg-full.js . && rm -rf package mathjax-3.2.2.tgz; \
 	else echo "npm not found: the pages will load MathJax from its CDN"; fi
 
+# jupyter-book with every warning an error; $(1): extra options, $(2): the log in _build/.
+define jupyter_book
+	@mkdir -p _build
+	@set -o pipefail; $(VENV)/bin/jupyter-book build . $(1) --nitpick --warningiserror --keep-going 2>&1 \
+	  | tee _build/$(2) || { echo; echo "BOOK BUILD FAILED. The problems, in order:"; \
+	  sed 's/\x1b\[[0-9;]*m//g' _build/$(2) | grep -E "WARNING|ERROR|Error:|rror occurred" \
+	  | grep -v IPKernelApp | head -20; exit 1; }
+endef
+
 # Executes every page (models load from .model_cache/ or train), writes _build/html.
 # Any cell error or Sphinx warning fails the build, naming the page and the cell.
 book: $(STAMP) $(MATHJAX)
-	@mkdir -p _build
-	@set -o pipefail; $(VENV)/bin/jupyter-book build . --nitpick --warningiserror --keep-going 2>&1 \
-	  | tee _build/build.log || { echo; echo "BOOK BUILD FAILED. The problems, in order:"; \
-	  sed 's/\x1b\[[0-9;]*m//g' _build/build.log | grep -E "WARNING|ERROR|Error:|rror occurred" \
-	  | grep -v IPKernelApp | head -20; exit 1; }
+	$(call jupyter_book,,build.log)
+
+# The whole book as one PDF, _build/pdf/book.pdf: the single-page site (the pages `make
+# book` executed, reused) printed by headless Chromium (bdl_src/pdf.py), then the site
+# rebuilt (nothing re-executes) so that every page links it as _build/html/book.pdf.
+pdf: $(STAMP) $(MATHJAX)
+	$(call jupyter_book,--builder singlehtml,build-singlehtml.log)
+	$(PY) -m bdl_src.pdf _build/singlehtml _build/pdf/book.pdf
+	$(MAKE) --no-print-directory book
 
 # Lint (ruff, pinned in requirements.txt; 88-character lines), then the test suite.
 test: $(STAMP)

@@ -10,8 +10,9 @@ which shows what the chapters record, is read last and whenever a chapter was re
 (``_unnumbered_figures``). It also removes
 duplicated inline scripts from every page (``_dedupe_scripts``), serves MathJax locally
 (``_local_mathjax``), offers every executed page as a notebook download
-(``_notebook_download``) and registers the bibliography's author-year labels
-(``bdl_src.bibstyle``).
+(``_notebook_download``), links the whole book's PDF from every page once ``make pdf``
+has printed it from the same sources (``_pdf_link``) and registers the bibliography's
+author-year labels (``bdl_src.bibstyle``).
 """
 
 from __future__ import annotations
@@ -123,8 +124,78 @@ def _notebook_download(app, pagename, templatename, context, doctree) -> None:
         context["ipynb_source"] = f"{pagename}.ipynb"
 
 
+PDF = "book.pdf"  # the whole book, printed by `make pdf` (bdl_src/pdf.py)
+BOOK_SOURCES = ("_config.yml", "_toc.yml", "book", "_static")
+
+
+def book_hash(root: Path) -> str:
+    """A hash of everything a page's content comes from: the library (``source_hash``),
+    the pages, the configuration and the site's static files."""
+    h = hashlib.sha256(source_hash().encode())
+    for name in BOOK_SOURCES:
+        path = Path(root) / name
+        for file in sorted([path] if path.is_file() else path.rglob("*")):
+            if file.is_file():
+                h.update(file.relative_to(root).as_posix().encode())
+                h.update(file.read_bytes())
+    return h.hexdigest()
+
+
+def pdf_path(outdir) -> Path:
+    return Path(outdir).parent / "pdf" / PDF
+
+
+def _pdf_link(app, config) -> None:
+    """Link the PDF only when one was printed from these very sources: ``make pdf``
+    stamps it with ``book_hash``. Without it (``make book`` alone, or a page edited
+    since) no page links it and ``book.pdf`` leaves the site. ``bdl_pdf`` is an
+    HTML-rebuild setting: a change either way rewrites every page (no re-execution)."""
+    pdf = pdf_path(app.outdir)
+    stamp = pdf.with_suffix(".sha256")
+    current = (pdf.is_file() and stamp.is_file()
+               and stamp.read_text() == book_hash(app.srcdir))
+    config.bdl_pdf = PDF if current else ""
+
+
+def _pdf_button(app, pagename, templatename, context, doctree) -> None:
+    """A header button on every page of the site (not of the single page that is
+    printed): runs after sphinx-book-theme's own buttons (priority 501)."""
+    site = app.builder.name == "html" and "header_buttons" in context
+    if app.config.bdl_pdf and site:
+        context["header_buttons"].insert(0, {
+            "type": "link", "url": context["pathto"](app.config.bdl_pdf, 1),
+            "text": "PDF", "icon": "fas fa-file-pdf", "label": "book-pdf-button",
+            "tooltip": "The whole book as one PDF"})
+
+
+def _pdf_copy(app, exception) -> None:
+    if exception is None and app.builder.name == "html":
+        target = Path(app.outdir) / PDF
+        if app.config.bdl_pdf:
+            shutil.copyfile(pdf_path(app.outdir), target)
+        else:
+            target.unlink(missing_ok=True)
+
+
+def _singlehtml_handlers(app) -> None:
+    """Let the single-page builder (``make pdf``) render every node the HTML builder
+    renders. Sphinx falls back to the ``html`` handlers only when no extension
+    registered any for ``singlehtml``; sphinx-exercise does, so myst-nb's folded cells
+    (``HideCodeCellNode``) would stop the build."""
+    if app.builder.name == "singlehtml":
+        handlers = app.registry.translation_handlers
+        single = handlers.setdefault("singlehtml", {})
+        for name, pair in handlers.get("html", {}).items():
+            single.setdefault(name, pair)
+
+
 def setup(app):
     bibstyle.register()
+    app.add_config_value("bdl_pdf", "", "html")
+    app.connect("config-inited", _pdf_link)
+    app.connect("html-page-context", _pdf_button, priority=502)
+    app.connect("build-finished", _pdf_copy)
+    app.connect("builder-inited", _singlehtml_handlers)
     app.connect("config-inited", _check)
     app.connect("config-inited", _local_mathjax)
     app.connect("env-get-outdated", _outdated)
