@@ -82,10 +82,11 @@ def png_size(path) -> tuple[int, int]:
 
 
 def caption_start(figure) -> tuple[str, str]:
-    """A figure's number ("Fig. 2.3") and the first words of its caption, math left
-    out (MathJax draws it as paths, not text)."""
+    """A figure's number ("Fig. 2.3"; "" outside the numbered chapters) and the first
+    words of its caption, math left out (MathJax draws it as paths, not text)."""
     caption = figure.find("figcaption")
-    number = words(caption.select_one(".caption-number").get_text())
+    numbered = caption.select_one(".caption-number")
+    number = words(numbered.get_text()) if numbered else ""
     text = caption.select_one(".caption-text")
     for math in text.select(".math"):
         math.decompose()
@@ -103,7 +104,8 @@ def test_every_figure_is_printed(article, page_texts):
     for img in figures:
         src = SINGLE / img["src"]
         number, start = caption_start(img.find_parent("figure"))
-        pages = [i + 1 for i, t in enumerate(page_texts) if f"{number} {start}" in t]
+        pages = [i + 1 for i, t in enumerate(page_texts)
+                 if f"{number} {start}".strip() in t]
         if len(pages) != 1:
             missing.append(f"{number}: caption '{start}' on pages {pages}")
             continue
