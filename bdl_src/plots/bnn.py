@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from bdl_src.plots.common import COLORS, figure
+from bdl_src.plots.common import COLORS, COLUMN_INCHES, figure
 
 
 def loss_curves(bnn_losses, num_data: int, twin_losses, steps_per_epoch: int,
                 twin_steps_per_epoch: int | None = None):
     """Left: the BNN's loss (negative ELBO) per training image, every step. Right: the
     twin's cross-entropy per step. Both with a running mean over one epoch."""
-    fig, axes = figure(2, 1, width=7.5, height=3.0)
+    fig, axes = figure(2, 1, width=COLUMN_INCHES, height=3.0)
     panels = [(np.asarray(bnn_losses) / num_data,
                "negative ELBO / training image (nats)", "Bayesian network", COLORS[0],
                steps_per_epoch),
@@ -47,7 +47,7 @@ def sample_probabilities(images, sample_probs, twin_probs, labels, num_shown: in
     images, labels = np.asarray(images), np.asarray(labels)
     sp, tp = np.asarray(sample_probs), np.asarray(twin_probs)
     k = len(images)
-    fig, axes = figure(2, k, width=7.5, height=1.35 * k + 0.4,
+    fig, axes = figure(2, k, width=COLUMN_INCHES, height=1.35 * k + 0.4,
                        gridspec_kw={"width_ratios": [1, 6]})
     classes = np.arange(sp.shape[-1])
     for row in range(k):
@@ -69,7 +69,7 @@ def sample_probabilities(images, sample_probs, twin_probs, labels, num_shown: in
         ax.set_ylabel("p(class)")
         if row == 0:
             ax.legend(loc="upper center", bbox_to_anchor=(0.5, 1.45), ncols=3,
-                      fontsize=8)
+                      fontsize=9)
         if row < k - 1:
             ax.set_xticklabels([])
         else:
@@ -83,7 +83,7 @@ def uncertainty_histograms(panels: dict, num_bins: int = 40):
     ``panels``: ``{title: (score_mnist, score_fashion)}``; a shared log-spaced x axis
     would hide zeros, so scores are shown on a linear axis with a log count axis.
     """
-    fig, axes = figure(len(panels), 1, width=7.5, height=2.8)
+    fig, axes = figure(len(panels), 1, width=COLUMN_INCHES, height=2.8)
     for ax, (title, (s_in, s_out)) in zip(axes[0], panels.items()):
         s_in, s_out = np.asarray(s_in), np.asarray(s_out)
         hi = max(s_in.max(), s_out.max())
@@ -96,7 +96,7 @@ def uncertainty_histograms(panels: dict, num_bins: int = 40):
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("nats")
     axes[0, 0].set_ylabel("images")
-    axes[0, 0].legend(loc="upper right", fontsize=8)
+    axes[0, 0].legend(loc="upper right", fontsize=9)
     return fig
 
 
@@ -115,14 +115,15 @@ def roc_curves(curves: dict):
     ax.set_ylabel("Fashion images flagged (true-positive rate)")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.01)
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="lower right", fontsize=9)
     return fig
 
 
 def image_rows(rows: dict, ncols: int = 8):
     """Rows of images with a title over each: ``rows`` is
     ``{row title: (images (K, 784), per-image titles)}``."""
-    fig, axes = figure(ncols, len(rows), width=7.5, height=1.25 * len(rows) * 1.25)
+    fig, axes = figure(ncols, len(rows), width=COLUMN_INCHES,
+                       height=1.25 * len(rows) * 1.25)
     for r, (row_title, (images, titles)) in enumerate(rows.items()):
         images = np.asarray(images).reshape(-1, 28, 28)
         for c in range(ncols):
@@ -133,7 +134,7 @@ def image_rows(rows: dict, ncols: int = 8):
                 spine.set_visible(False)
             if c < len(images):
                 ax.imshow(images[c], cmap="gray_r", vmin=0, vmax=1)
-                ax.set_title(titles[c], fontsize=7.5)
+                ax.set_title(titles[c], fontsize=9)
         axes[r, 0].set_ylabel(row_title, fontsize=9)
     return fig
 
@@ -141,10 +142,10 @@ def image_rows(rows: dict, ncols: int = 8):
 def pixel_maps(maps: dict):
     """Images of 784 numbers each, side by side, each with its own colour bar:
     ``maps`` is ``{title: (784,) values}``."""
-    fig, axes = figure(len(maps), 1, width=8.0, height=3.0)
+    fig, axes = figure(len(maps), 1, width=COLUMN_INCHES, height=3.0)
     for ax, (title, values) in zip(axes[0], maps.items()):
         im = ax.imshow(np.asarray(values).reshape(28, 28), cmap="viridis")
-        ax.set_title(title, fontsize=8.5, wrap=True)
+        ax.set_title(title, fontsize=9, wrap=True)
         ax.set_xticks([])
         ax.set_yticks([])
         ax.grid(False)
@@ -172,8 +173,8 @@ def reliability_grid(bins: dict, ncols: int = 3):
     Bars: accuracy per bin in the method's colour; hatched: the gap to the bin's mean
     confidence; dashed: perfect calibration. ECE in each title."""
     nrows = -(-len(bins) // ncols)
-    fig, axes = figure(ncols, nrows, width=7.5, height=2.5 * nrows + 0.3, sharex=True,
-                       sharey=True)
+    fig, axes = figure(ncols, nrows, width=COLUMN_INCHES, height=2.5 * nrows + 0.3,
+                       sharex=True, sharey=True)
     for ax, (method, r) in zip(axes.flat, bins.items()):
         conf, acc = np.asarray(r["confidence"]), np.asarray(r["accuracy"])
         count = np.asarray(r["count"], dtype=float)
@@ -218,7 +219,7 @@ def refusal_by_method(fractions, curves: dict):
         _band(ax, 100 * np.asarray(fractions), 100 * np.asarray(runs), method, method)
     ax.set_xlabel("share of test digits handed to a human (%)")
     ax.set_ylabel("accuracy on the rest (%)")
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="lower right", fontsize=9)
     return fig
 
 
@@ -226,7 +227,7 @@ def shift_curves(angles, sweeps: dict):
     """Accuracy, ECE and mean predictive entropy of every method against the angle by
     which the test digits are rotated. ``sweeps``: ``{method: [per seed: {angle:
     {"accuracy", "ece", "entropy"}}]}``; line: mean over seeds, band: their range."""
-    fig, axes = figure(3, 1, width=7.5, height=3.2)
+    fig, axes = figure(3, 1, width=COLUMN_INCHES, height=3.2)
     panels = [("accuracy", 100, "accuracy (%)"), ("ece", 100, "ECE (%)"),
               ("entropy", 1, "mean predictive entropy (nats)")]
     for ax, (key, factor, ylabel) in zip(axes[0], panels):
@@ -238,7 +239,7 @@ def shift_curves(angles, sweeps: dict):
         ax.set_xticks(list(angles)[::2])
     axes[0, 2].axhline(np.log(10), color="0.5", lw=0.8, ls=":")
     fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside lower center",
-               ncols=3, fontsize=8)
+               ncols=3, fontsize=9)
     return fig
 
 
@@ -248,7 +249,8 @@ def prior_predictive(panels: dict):
     probability) of every network on every image; middle: the entropy of each
     network's prediction; right: the share of the images each network assigns to each
     digit (one dot per network)."""
-    fig, axes = figure(3, len(panels), width=7.5, height=2.3 * len(panels) + 0.2)
+    fig, axes = figure(3, len(panels), width=COLUMN_INCHES,
+                       height=2.3 * len(panels) + 0.2)
     for row, (title, sp) in enumerate(panels.items()):
         sp = np.asarray(sp)
         conf = sp.max(-1).ravel()

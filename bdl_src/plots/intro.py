@@ -5,7 +5,7 @@ from __future__ import annotations
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
-from bdl_src.plots.common import COLORS, figure
+from bdl_src.plots.common import COLORS, COLUMN_INCHES, figure
 
 STEPS = [
     ("1. Model", "priors + likelihood\n`pyro.sample`, `pyro.plate`"),
@@ -17,7 +17,7 @@ STEPS = [
 
 def four_steps() -> Figure:
     """Four boxes in a row with arrows, and a loop back from evaluation to the model."""
-    fig, axes = figure(1, width=8.0, height=2.3)
+    fig, axes = figure(1, width=COLUMN_INCHES, height=2.3)
     ax = axes[0, 0]
     ax.set_xlim(0, 4)
     ax.set_ylim(-0.55, 1)
@@ -28,7 +28,7 @@ def four_steps() -> Figure:
                                     ec=COLORS[i], lw=1.5))
         ax.text(i + 0.45, 0.68, title, ha="center", va="center", weight="bold")
         ax.text(i + 0.45, 0.38, text.replace("`", ""), ha="center", va="center",
-                fontsize=8)
+                fontsize=9)
         if i < 3:
             ax.add_patch(FancyArrowPatch((i + 0.86, 0.5), (i + 1.04, 0.5),
                                          arrowstyle="-|>", mutation_scale=14,

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from bdl_src.plots.common import COLORS, figure
+from bdl_src.plots.common import COLORS, COLUMN_INCHES, figure
 
 PARAMS = ("intercept", "slope", "sigma")
 
@@ -22,7 +22,7 @@ def _robust_ylim(y, pad: float = 0.25) -> tuple[float, float]:
 
 def prior_predictive(x_grid, intercepts, slopes, obs, x, y) -> Figure:
     """Lines drawn from the prior, prior-predictive observations, and the real data."""
-    fig, axes = figure(2, width=8.0, height=3.4, sharey=True)
+    fig, axes = figure(2, width=COLUMN_INCHES, height=3.4, sharey=True)
     ax1, ax2 = axes[0]
     xg = _np(x_grid)
     for a, b in zip(_np(intercepts), _np(slopes)):
@@ -66,7 +66,7 @@ def posterior_marginals(samples: dict[str, dict], exact: dict | None,
                         truth: dict) -> Figure:
     """Histogram of each guide's samples per parameter, the exact posterior density and
     the true value. ``exact`` maps parameter -> (grid, density)."""
-    fig, axes = figure(3, width=9.0, height=3.3)
+    fig, axes = figure(3, width=COLUMN_INCHES, height=3.3)
     for ax, name in zip(axes[0], PARAMS):
         for i, (label, s) in enumerate(samples.items()):
             ax.hist(_np(s[name]), bins=60, density=True, histtype="step", lw=1.5,
@@ -74,7 +74,7 @@ def posterior_marginals(samples: dict[str, dict], exact: dict | None,
         if exact is not None:
             grid, dens = exact[name]
             ax.plot(_np(grid), _np(dens), color="black", lw=1.2, ls="--", label="exact")
-        ax.axvline(truth[name], color=COLORS[3], lw=2, label="true value")
+        ax.axvline(truth[name], color="0.55", lw=2.5, alpha=0.8, label="true value")
         ax.set_title(name)
         ax.set_yticks([])
     handles, labels = axes[0, 0].get_legend_handles_labels()
@@ -103,8 +103,8 @@ def predictive_bands(ax, x_grid, obs, x, y, x_test=None, y_test=None, title="") 
 def predictive_panels(panels: list[dict]) -> Figure:
     """Side-by-side ``predictive_bands`` panels; each dict holds its keyword
     arguments."""
-    fig, axes = figure(len(panels), width=max(6.4, 4.0 * len(panels)), height=3.6,
-                       sharey=True)
+    fig, axes = figure(len(panels), width=6.4 if len(panels) == 1 else COLUMN_INCHES,
+                       height=3.6, sharey=True)
     for ax, kw in zip(axes[0], panels):
         predictive_bands(ax, **kw)
     handles, labels = axes[0, 0].get_legend_handles_labels()
@@ -123,7 +123,7 @@ def calibration(curves: dict[str, tuple]) -> Figure:
     ax.set_xlabel("nominal level of the central interval")
     ax.set_ylabel("share of held-out points inside")
     ax.set_aspect("equal")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=9, loc="lower right")
     return fig
 
 
@@ -133,7 +133,7 @@ def correlated_posterior(samples: dict[str, dict], x_grid, x,
     reference, drawn in black). Right: the central 90 % band of the regression line
     a + b x under each, minus the reference's mean line, over ``x_grid`` (which may
     reach beyond the data ``x``: the intercept is the line at x = 0)."""
-    fig, axes = figure(2, width=8.0, height=3.6)
+    fig, axes = figure(2, width=COLUMN_INCHES, height=3.6)
     ax1, ax2 = axes[0]
     xg = _np(x_grid)
     ax2.axvspan(float(_np(x).min()), float(_np(x).max()), color="0.9", zorder=0,

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
-from bdl_src.plots.common import COLORS, figure
+from bdl_src.plots.common import COLORS, COLUMN_INCHES, figure
 
 
 def throughput(runs: list[dict]) -> Figure:
     """Left: images per second of SVI for each run (``measure``'s dicts); right: the
     negative ELBO per training image, epoch by epoch, of each run."""
-    fig, axes = figure(ncols=2, width=7.0, height=3.0)
+    fig, axes = figure(ncols=2, width=COLUMN_INCHES, height=3.0)
     left, right = axes[0]
     labels = [f"{r['processes']} process{'es' if r['processes'] > 1 else ''}\n"
               f"× {r['threads']} thread{'s' if r['threads'] > 1 else ''}" for r in runs]

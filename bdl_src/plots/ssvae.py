@@ -59,7 +59,7 @@ def accuracy_curves(runs: dict) -> Figure:
                 ls=["-", "--", ":", "-."][draw % 4], label=label)
     ax.set_xlabel("epoch of M2")
     ax.set_ylabel("validation accuracy (%)")
-    ax.legend(fontsize=8, ncol=2)
+    ax.legend(fontsize=9, ncol=2)
     return fig
 
 
@@ -88,7 +88,7 @@ def accuracy_vs_labels(num_labels, methods: dict, published: dict | None = None
     ax.set_xlim(n.min() / 1.4, n.max() * 1.4)
     ax.set_xlabel("labels kept (log scale)")
     ax.set_ylabel("test accuracy (%)")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=9, loc="lower right")
     return fig
 
 
@@ -109,7 +109,7 @@ def reliability_diagrams(panels: dict) -> Figure:
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
     axes[0, 0].set_ylabel("accuracy")
-    axes[0, 0].legend(fontsize=8, loc="upper left")
+    axes[0, 0].legend(fontsize=9, loc="upper left")
     return fig
 
 
@@ -152,7 +152,7 @@ def digit_grid(images, row_images=None, width: float = 6.4) -> Figure:
                     spine.set_visible(True)
                     spine.set_color(COLORS[0])
                 if i == 0:
-                    ax.set_title("style\nfrom", fontsize=8)
+                    ax.set_title("style\nfrom", fontsize=9)
             else:
                 ax.imshow(images[i, j - offset], cmap="gray_r", vmin=0, vmax=1)
                 if i == 0:
@@ -176,6 +176,6 @@ def inferred_labels(images, probs, true_labels, ncols: int = 8,
         guess = int(probs[i].argmax())
         right = guess == int(true_labels[i])
         ax.set_title(f"{guess} ({100 * probs[i, guess]:.0f}%)" + ("" if right else
-                     f"\ntrue {int(true_labels[i])}"), fontsize=8,
+                     f"\ntrue {int(true_labels[i])}"), fontsize=9,
                      color="black" if right else COLORS[3])
     return fig

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
-from bdl_src.plots.common import COLORS, figure
+from bdl_src.plots.common import COLORS, COLUMN_INCHES, figure
 
 
 def elbo_curves(train_elbo, heldout_elbo, heldout: str = "test") -> Figure:
@@ -40,8 +40,9 @@ def image_rows(rows, row_labels, width: float = 6.4, col_labels=None) -> Figure:
             if j < len(row):
                 ax.imshow(row[j], cmap="gray_r", vmin=0, vmax=1)
             if i == 0 and col_labels is not None:
-                ax.set_title(col_labels[j], fontsize=7)
-        axes[i, 0].set_ylabel(label, fontsize=8, rotation=0, ha="right", va="center")
+                # "T-shirt/top" on two lines, so that ten labels fit side by side
+                ax.set_title(col_labels[j].replace("/", "/\n"), fontsize=9)
+        axes[i, 0].set_ylabel(label, fontsize=9, rotation=0, ha="right", va="center")
     return fig
 
 
@@ -63,7 +64,7 @@ def latent_scatter(points, labels, class_names, title: str | None = None) -> Fig
     if title:
         ax.set_title(title)
     legend = ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), markerscale=4,
-                       fontsize=8)
+                       fontsize=9)
     for handle in legend.legend_handles:
         handle.set_alpha(1)
     return fig
@@ -90,7 +91,7 @@ def posterior_clouds(samples: dict[str, np.ndarray], image) -> Figure:
     each centred and scaled to unit spread: the shape of each guide's posterior where
     the image informs it (the two models' codes live in different spaces)."""
     names = list(samples)
-    fig, axes = figure(len(names) + 1, width=8.0, height=3.0,
+    fig, axes = figure(len(names) + 1, width=COLUMN_INCHES, height=3.0,
                        width_ratios=[1] + [2] * len(names))
     axes[0, 0].imshow(np.asarray(image).reshape(28, 28), cmap="gray_r", vmin=0, vmax=1)
     axes[0, 0].axis("off")
