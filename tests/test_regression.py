@@ -208,3 +208,14 @@ def test_trace_table_explains_shapes_and_formats_numbers():
     table = trace_table(model, torch.linspace(-1, 1, 5), torch.zeros(5))
     assert table.loc["obs", "event shape"] == () and table.loc["data", "log_prob"] == ""
     assert re.fullmatch(r"-?\d+\.\d\d", table.loc["obs", "log_prob"])
+
+
+def test_each_posterior_keeps_its_colour_in_every_figure():
+    from bdl_src.plots.regression import GUIDE_COLORS, guide_color
+
+    assert guide_color("AutoNormal (mean-field)") == GUIDE_COLORS["AutoNormal"]
+    assert guide_color("mean-field (by hand)") == guide_color(
+        "hand-written mean-field guide")
+    assert guide_color("AutoMultivariateNormal") != guide_color("AutoNormal")
+    with pytest.raises(KeyError, match="GUIDE_COLORS"):
+        guide_color("Laplace")

@@ -11,6 +11,21 @@ from bdl_src.plots.common import COLORS, COLUMN_INCHES, figure
 PARAMS = ("intercept", "slope", "sigma")
 
 
+# One colour per way of computing the posterior, in every figure of chapter 1.
+GUIDE_COLORS = {"exact": "black", "AutoMultivariateNormal": COLORS[4],
+                "AutoNormal": COLORS[1], "NUTS": COLORS[2], "mean-field": COLORS[0],
+                "hand-written": COLORS[0]}
+
+
+def guide_color(label: str) -> str:
+    """The colour of the posterior a legend label names ("AutoNormal (mean-field)" is
+    AutoNormal's): the first key of ``GUIDE_COLORS`` in the label."""
+    for key, color in GUIDE_COLORS.items():
+        if key in label:
+            return color
+    raise KeyError(f"no colour for {label!r}; add it to GUIDE_COLORS")
+
+
 def _np(t) -> np.ndarray:
     return t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)
 
@@ -49,7 +64,8 @@ def elbo_curves(losses: dict[str, list[float]], num_data: int) -> Figure:
     for i, (label, values) in enumerate(losses.items()):
         elbo = -np.asarray(values) / num_data
         steps = np.arange(1, len(elbo) + 1)
-        ax.plot(steps, elbo, label=label, lw=1.2, ls=styles[i % 3])
+        ax.plot(steps, elbo, label=label, lw=1.2, ls=styles[i % 3],
+                color=guide_color(label))
         everything.append(elbo)
     everything = np.concatenate(everything)
     top = np.quantile(everything, 0.99)
@@ -70,7 +86,7 @@ def posterior_marginals(samples: dict[str, dict], exact: dict | None,
     for ax, name in zip(axes[0], PARAMS):
         for i, (label, s) in enumerate(samples.items()):
             ax.hist(_np(s[name]), bins=60, density=True, histtype="step", lw=1.5,
-                    color=COLORS[i], label=label)
+                    color=guide_color(label), label=label)
         if exact is not None:
             grid, dens = exact[name]
             ax.plot(_np(grid), _np(dens), color="black", lw=1.2, ls="--", label="exact")
@@ -140,7 +156,7 @@ def correlated_posterior(samples: dict[str, dict], x_grid, x,
                 label="range of the data")
     center = None
     for i, (label, s) in enumerate(samples.items()):
-        color = "black" if i == 0 else COLORS[i - 1]
+        color = guide_color(label)
         a, b = _np(s["intercept"]), _np(s["slope"])
         ax1.scatter(a[:num_points], b[:num_points], s=2, alpha=0.3, color=color,
                     rasterized=True)

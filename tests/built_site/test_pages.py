@@ -96,9 +96,9 @@ def test_every_glue_reference_was_glued(page):
 
 @pytest.mark.parametrize("page", executed_pages())
 def test_no_executed_cell_holds_an_error(page):
-    """A figure that breaks the book's figure rule (plots/common.py), or any other error
-    raised while a notebook displays a result, is caught by IPython and shown in place of
-    the output without stopping the build: it must not reach a page."""
+    """A figure that breaks the book's figure rule (plots/common.py), or any other
+    error raised while a notebook displays a result, is caught by IPython and shown in
+    place of the output without stopping the build: it must not reach a page."""
     notebook = executed(page)
     assert notebook is not None, f"{page} was not executed: run `make book` first"
     errors = [f"{o['ename']}: {o['evalue'][:300]}" for c in notebook["cells"]
