@@ -183,23 +183,27 @@ def log_weights(vae: VAE, x: torch.Tensor, num_samples: int) -> torch.Tensor:
 
 def evaluate(vae: VAE, images: torch.Tensor, num_samples: int = 1,
              batch_size: int | None = None, seed: int | None = 0,
-             per_image: bool = False) -> dict:
+             per_image: bool = False, max_draws: int = 2048) -> dict:
     """The ELBO and the importance-sampled log-likelihood, in nats per image.
 
     Both come from the same K = ``num_samples`` draws per image: ``elbo`` averages
-    log w_k, ``log_likelihood`` is log(1/K sum_k w_k), never below it. Images go
-    through ``log_weights`` ``batch_size`` at a time; by default as many as make about
-    2,000 draws (K x batch rows for the decoder: fast on a CPU, small in memory).
-    ``seed=None`` draws from the running random state instead of reseeding it. With
-    ``per_image`` the result also holds both numbers for every image
-    (``elbo_per_image``, ...).
+    log w_k, ``log_likelihood`` is log(1/K sum_k w_k), never below it. The decoder
+    runs on chunks of about ``max_draws`` draws (fast on a CPU, small in memory):
+    ``batch_size`` images at a time (by default as many as that allows) and, when K
+    alone exceeds it, the K draws of an image in parts. ``seed=None`` draws from the
+    running random state instead of reseeding it. With ``per_image`` the result also
+    holds both numbers for every image (``elbo_per_image``, ...).
     """
     if seed is not None:
         pyro.set_rng_seed(seed)
-    batch_size = batch_size or max(1, 2048 // num_samples)
+    batch_size = batch_size or max(1, max_draws // num_samples)
+    # the K draws in nearly equal parts of at most max_draws each
+    num_parts = math.ceil(num_samples / max_draws)
+    parts = [len(p) for p in torch.arange(num_samples).chunk(num_parts)]
     elbo, ll = [], []
     for start in range(0, len(images), batch_size):
-        lw = log_weights(vae, images[start:start + batch_size], num_samples)
+        x = images[start:start + batch_size]
+        lw = torch.cat([log_weights(vae, x, k) for k in parts])  # (K, batch)
         elbo.append(lw.mean(0))
         ll.append(lw.logsumexp(0) - math.log(num_samples))
     elbo, ll = torch.cat(elbo), torch.cat(ll)
