@@ -78,7 +78,7 @@ def final_evaluation(vae: VAE, held: torch.Tensor, config: VAEConfig,
                      eval_config: EvalConfig, refresh: bool = False
                      ) -> tuple[dict, dict]:
     """``heldout_metrics`` of the VAE trained with ``config``, computed once and cached
-    (K = 100 draws for each of 10,000 images take minutes on a CPU).
+    (K = 100 draws for each of 10,000 images take tens of seconds on a CPU).
 
     Returns the metrics (``elbo``, ``log_likelihood``, in nats per image) and the
     cache's ``info`` (``train_seconds`` is the evaluation's time)."""
