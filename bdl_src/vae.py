@@ -38,7 +38,7 @@ class VAEConfig:
     z_dim: int = 16  # latent dimensions
     hidden_dim: int = 512  # units in each hidden layer of the encoder and the decoder
     num_layers: int = 2  # hidden layers in each network
-    num_epochs: int = 14  # passes over the training images
+    num_epochs: int = 12  # passes over the training images
     batch_size: int = 128  # images per SVI step
     lr: float = 3e-3  # Adam's learning rate in the first epoch, decayed geometrically
     final_lr: float = 2e-4  # epoch by epoch to this one in the last epoch

@@ -33,7 +33,7 @@ from bdl_src.vae import (
 # and scored with K = 5,000 draws on a seeded subset of the binarised test images.
 BINARISED = VAEConfig(binarize=True, num_epochs=8)
 BINARISED_FLOWS = {"Gaussian": 0, "flow (2 steps)": 2}
-BINARISED_EVAL = EvalConfig(num_samples=5000, num_images=200)
+BINARISED_EVAL = EvalConfig(num_samples=5000, num_images=160)
 
 # What the trained weights depend on besides ``train`` and the VAE's classes (the cache
 # key covers those itself): the networks, the batches, the schedule and the monitor.
