@@ -109,6 +109,18 @@ def test_importance_sampled_estimate_is_above_the_elbo(images):
     assert ((lw.logsumexp(0) - math.log(500)) >= lw.mean(0)).all()
 
 
+def test_evaluation_in_parts_of_k_estimates_the_same_numbers(images):
+    """K draws split into parts (``max_draws`` < K) give the same estimates, up to
+    Monte Carlo error, as K draws at once."""
+    vae = small_vae()
+    x = images[:16]
+    whole = V.evaluate(vae, x, num_samples=300, seed=0)
+    parts = V.evaluate(vae, x, num_samples=300, seed=1, max_draws=64)
+    for key in ("elbo", "log_likelihood"):
+        assert parts[key] == pytest.approx(whole[key], abs=1.0)
+    assert parts["log_likelihood"] >= parts["elbo"]
+
+
 def test_grey_level_entropy_is_the_floor_of_the_bernoulli_loss(images):
     x = images[:8]
     floor = V.grey_level_entropy(x)
