@@ -140,12 +140,15 @@ def image_rows(rows: dict, ncols: int = 8):
 
 
 def pixel_maps(maps: dict):
-    """Images of 784 numbers each, side by side, each with its own colour bar:
+    """Images of 784 numbers each, two to a row, each with its own colour bar:
     ``maps`` is ``{title: (784,) values}``."""
-    fig, axes = figure(len(maps), 1, width=COLUMN_INCHES, height=3.0)
-    for ax, (title, values) in zip(axes[0], maps.items()):
+    nrows = -(-len(maps) // 2)
+    fig, axes = figure(2, nrows, width=COLUMN_INCHES * 0.8, height=2.6 * nrows)
+    for ax in axes.flat[len(maps):]:
+        ax.set_visible(False)
+    for ax, (title, values) in zip(axes.flat, maps.items()):
         im = ax.imshow(np.asarray(values).reshape(28, 28), cmap="viridis")
-        ax.set_title(title, fontsize=9, wrap=True)
+        ax.set_title(title)
         ax.set_xticks([])
         ax.set_yticks([])
         ax.grid(False)
