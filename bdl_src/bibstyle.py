@@ -2,7 +2,7 @@
 "[Blei et al., 2017]" rather than pybtex's default alpha labels ("[BKM17]").
 
 ``bdl_src.sphinx_ext`` registers the style; ``_config.yml`` selects it with
-``bibtex_default_style: author_year``. Entries are sorted by author, then year.
+``bibtex_default_style: author_year``. Entries are sorted by their labels.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pybtex.plugin import register_plugin
 from pybtex.richtext import Text
 from pybtex.style.formatting.unsrt import Style as UnsrtStyle
 from pybtex.style.labels import BaseLabelStyle
+from pybtex.style.sorting import BaseSortingStyle
 
 NAME = "author_year"
 
@@ -54,11 +55,20 @@ class LabelStyle(BaseLabelStyle):
             yield label
 
 
+class SortingStyle(BaseSortingStyle):
+    """By the label as a reader sees it ("Pyro developers" under P, not after "Xiao"
+    for its braces), then by title."""
+
+    def sorting_key(self, entry):
+        return author_year(entry).lower(), entry.fields.get("title", "")
+
+
 class Style(UnsrtStyle):
     default_label_style = NAME
-    default_sorting_style = "author_year_title"
+    default_sorting_style = NAME
 
 
 def register() -> None:
     register_plugin("pybtex.style.labels", NAME, LabelStyle, force=True)
+    register_plugin("pybtex.style.sorting", NAME, SortingStyle, force=True)
     register_plugin("pybtex.style.formatting", NAME, Style, force=True)

@@ -139,3 +139,16 @@ def test_chapter_shows_its_svi_loop_and_no_build_plumbing(name):
     text = page.read_text() + "\n".join(shown)
     for word in PLUMBING:
         assert word not in text, f"{name}.md shows {word!r}"
+
+
+def test_bibliography_is_sorted_as_its_labels_read():
+    from pybtex.database import parse_string
+
+    from bdl_src.bibstyle import SortingStyle, author_year
+
+    bib = parse_string((ROOT / "book" / "references.bib").read_text(), "bibtex")
+    entries = SortingStyle().sort(list(bib.entries.values()))
+    labels = [author_year(e).lower() for e in entries]
+    assert labels == sorted(labels)
+    first_p = next(i for i, lab in enumerate(labels) if lab.startswith("p"))
+    assert labels[first_p].startswith("pyro developers")
